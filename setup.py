@@ -1,0 +1,66 @@
+"""nas_tf: reinforcement-learning neural architecture search for TensorFlow 2 / Keras 3."""
+
+import importlib.metadata
+import os
+
+from setuptools import find_packages, setup
+
+# The TensorFlow distribution to require. TensorFlow ships as several
+# distributions that all provide the ``tensorflow`` module (tensorflow, the
+# CPU-only tensorflow-cpu, ...). Requiring ``tensorflow`` where tensorflow-cpu is
+# installed would pull the 570 MB CUDA wheel beside it, so an installed
+# variant is kept; NAS_TF_TENSORFLOW overrides the choice (e.g. with build
+# isolation, where this script cannot see the target environment).
+TF_MIN = "2.18"
+
+
+def tensorflow_requirement() -> str:
+    forced = os.environ.get("NAS_TF_TENSORFLOW")
+    if forced:
+        return f"{forced}>={TF_MIN}"
+    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly", "tf-nightly-cpu"):
+        try:
+            importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return f"{dist}>={TF_MIN}"
+    return f"tensorflow>={TF_MIN}"
+
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"), encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="nas_tf",
+    version="0.1.0",
+    description="Reinforcement-learning neural architecture search (NAS, NASNet, ENAS) for TensorFlow 2 / Keras 3",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["nas_tf", "nas_tf.*"]),
+    install_requires=[
+        tensorflow_requirement(),
+        "keras>=3.0",
+        "tensorflow-datasets>=4.9",
+        # tensorflow-datasets downloads through etils, which imports
+        # importlib_resources without declaring it.
+        "importlib_resources",
+        "numpy",
+        "absl-py",
+        "pybind11>=2.12",
+        # TF >= 2.20 no longer depends on TensorBoard; tf.summary needs it.
+        "tensorboard",
+        # Ships the real 8x8 handwritten digits used as the embedded dataset.
+        "scikit-learn",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "jax": ["jax[cpu]"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)
