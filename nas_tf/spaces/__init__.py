@@ -1,0 +1,44 @@
+"""Search spaces as data: decision lists, typed archs and their JSON form.
+
+This subpackage imports no TensorFlow.
+"""
+
+from nas_tf.spaces.arch import (
+    Arch,
+    ArchError,
+    ArchReader,
+    arch_from_dict,
+    arch_types,
+    load_arch,
+    named_archs,
+    register_arch,
+    register_named_arch,
+)
+from nas_tf.spaces.base import SearchSpace, make_space, register_space, space_names
+from nas_tf.spaces.decisions import Anchor, Categorical, Decision, DecisionList, Select, Skip
+from nas_tf.spaces.nas_cnn import ConvLayer, NASCNNArch, NASCNNSpace
+
+__all__ = [
+    "Anchor",
+    "Arch",
+    "ArchError",
+    "ArchReader",
+    "Categorical",
+    "ConvLayer",
+    "Decision",
+    "DecisionList",
+    "NASCNNArch",
+    "NASCNNSpace",
+    "SearchSpace",
+    "Select",
+    "Skip",
+    "arch_from_dict",
+    "arch_types",
+    "load_arch",
+    "make_space",
+    "named_archs",
+    "register_arch",
+    "register_named_arch",
+    "register_space",
+    "space_names",
+]
