@@ -1,0 +1,30 @@
+"""Search loops, the evaluator interface, child training and rewards."""
+
+from nas_tf.search.evaluator import (
+    ChildBuildError,
+    ChildRequest,
+    ChildResult,
+    ChildTooLarge,
+    Evaluator,
+    InProcessEvaluator,
+    failure_result,
+)
+from nas_tf.search.image_child import ImageChildConfig, ImageChildTrainer, accuracy_reward
+from nas_tf.search.multi_trial import MultiTrialSearch, ResumeMismatchError, SearchConfig, child_seed
+
+__all__ = [
+    "ChildBuildError",
+    "ChildRequest",
+    "ChildResult",
+    "ChildTooLarge",
+    "Evaluator",
+    "ImageChildConfig",
+    "ImageChildTrainer",
+    "InProcessEvaluator",
+    "MultiTrialSearch",
+    "ResumeMismatchError",
+    "SearchConfig",
+    "accuracy_reward",
+    "child_seed",
+    "failure_result",
+]

@@ -1,0 +1,153 @@
+"""Training one image-classification child and turning it into a reward."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from typing import Any, Sequence
+
+import keras
+
+from nas_tf.data.images import ImageData
+from nas_tf.models.registry import build_image_model
+from nas_tf.search.evaluator import ChildBuildError, ChildRequest, ChildResult, ChildTooLarge, failure_result
+from nas_tf.training.classifier import make_sgd, train_classifier
+
+
+def accuracy_reward(accuracies: Sequence[float], window: int = 5, exponent: float = 3.0) -> float:
+    """The NAS reward: the best validation accuracy of the last ``window`` epochs, to the ``exponent``.
+
+    Args:
+        accuracies: validation accuracy after every epoch.
+        window: how many final epochs to consider (all if fewer were run).
+        exponent: power applied to the accuracy (3 in Zoph & Le 2017).
+
+    Example:
+
+    >>> round(accuracy_reward([0.5, 0.9, 0.8], window=2, exponent=3), 3)
+    0.729
+    """
+    if not accuracies:
+        raise ValueError("no validation accuracy to compute a reward from")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    return float(max(accuracies[-window:]) ** exponent)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageChildConfig:
+    """How a child image classifier is trained during the search.
+
+    The defaults are the paper's child training (Nesterov momentum 0.9, lr 0.1,
+    weight decay 1e-4) with few epochs.
+
+    Args:
+        epochs: training epochs per child.
+        batch_size: batch size.
+        learning_rate: SGD learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        weight_decay: L2 weight decay of conv and dense kernels.
+        lr_schedule: ``"constant"`` or ``"cosine"``.
+        reward_window: the reward looks at the last this-many epochs.
+        reward_exponent: the reward is the accuracy to this power.
+        max_params: children with more parameters get reward 0 without being
+            trained (0: no limit).
+        steps_per_epoch: cap on steps per epoch (0: full passes).
+        builder_options: extra keyword arguments of the model builder.
+    """
+
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    lr_schedule: str = "constant"
+    reward_window: int = 5
+    reward_exponent: float = 3.0
+    max_params: int = 0
+    steps_per_epoch: int = 0
+    builder_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "reward_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0 or self.max_params < 0 or self.steps_per_epoch < 0:
+            raise ValueError("weight_decay, max_params and steps_per_epoch must be >= 0")
+
+
+class ImageChildTrainer:
+    """Builds, trains and scores one child on an image dataset.
+
+    Called with a :class:`ChildRequest`, it seeds everything from the request
+    seed, builds the child with the arch's registered builder, trains it on the
+    training split, evaluates the validation split every epoch and returns the
+    reward :func:`accuracy_reward`. Failures raise; the evaluator turns them
+    into reward-0 results.
+
+    Args:
+        data: the dataset.
+        config: the child training settings.
+    """
+
+    def __init__(self, data: ImageData, config: ImageChildConfig = ImageChildConfig()):
+        self.data = data
+        self.config = config
+
+    def settings(self) -> dict[str, Any]:
+        return {"dataset": self.data.name, **dataclasses.asdict(self.config)}
+
+    def __call__(self, request: ChildRequest) -> ChildResult:
+        c = self.config
+        start = time.time()
+        keras.backend.clear_session(free_memory=False)
+        keras.utils.set_random_seed(request.seed)
+        try:
+            model = build_image_model(
+                request.arch,
+                self.data.input_shape,
+                self.data.num_classes,
+                weight_decay=c.weight_decay,
+                **c.builder_options,
+            )
+        except (ValueError, TypeError) as e:
+            raise ChildBuildError(str(e)) from e
+        params = int(model.count_params())
+        if c.max_params and params > c.max_params:
+            raise ChildTooLarge(f"{params} parameters > max_params={c.max_params}")
+        steps = c.steps_per_epoch or -(-self.data.size("train") // c.batch_size)
+        optimizer = make_sgd(
+            c.learning_rate, c.momentum, c.nesterov, schedule=c.lr_schedule, total_steps=steps * c.epochs
+        )
+        try:
+            result = train_classifier(
+                model,
+                self.data,
+                epochs=c.epochs,
+                batch_size=c.batch_size,
+                optimizer=optimizer,
+                seed=request.seed,
+                steps_per_epoch=c.steps_per_epoch or None,
+            )
+        except Exception as e:
+            return failure_result(request.index, e, time.time() - start, params=params)
+        finally:
+            del model
+            gc.collect()
+        reward = accuracy_reward(result.val_accuracy, c.reward_window, c.reward_exponent)
+        return ChildResult(
+            index=request.index,
+            reward=reward,
+            metrics={
+                "val_accuracy": max(result.val_accuracy[-c.reward_window :]),
+                "val_accuracies": [round(a, 6) for a in result.val_accuracy],
+                "train_loss": round(result.train_loss[-1], 6),
+                "params": params,
+            },
+            wall_time=time.time() - start,
+        )

@@ -1,0 +1,223 @@
+"""A small custom training loop for image classifiers (children and final runs).
+
+Keras ``fit`` would do for one device, but the search needs control that
+``fit`` hides: a child that diverges must stop at once with a reason, the
+validation accuracy of every epoch feeds the reward, training progress drives
+ScheduledDropPath, and the same loop must later run under every
+``tf.distribute`` strategy (Keras ``fit`` is broken under
+MultiWorkerMirroredStrategy, TF-NOTES 1b).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nas_tf.data.images import ImageData
+
+
+class ChildDiverged(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Per-epoch metrics of one training run."""
+
+    train_loss: list[float] = dataclasses.field(default_factory=list)
+    train_accuracy: list[float] = dataclasses.field(default_factory=list)
+    val_loss: list[float] = dataclasses.field(default_factory=list)
+    val_accuracy: list[float] = dataclasses.field(default_factory=list)
+    steps: int = 0
+    wall_time: float = 0.0
+
+
+def make_sgd(
+    learning_rate: float,
+    momentum: float = 0.9,
+    nesterov: bool = True,
+    schedule: str = "constant",
+    total_steps: int | None = None,
+    min_learning_rate: float = 0.0,
+) -> keras.optimizers.Optimizer:
+    """SGD with (Nesterov) momentum and a constant or cosine learning rate.
+
+    Args:
+        learning_rate: initial learning rate.
+        momentum: momentum.
+        nesterov: Nesterov momentum.
+        schedule: ``"constant"`` or ``"cosine"`` (single-period cosine decay
+            to ``min_learning_rate`` over ``total_steps``).
+        total_steps: steps of the whole run (needed for ``"cosine"``).
+        min_learning_rate: final learning rate of the cosine schedule.
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    if schedule == "constant":
+        lr = learning_rate
+    elif schedule == "cosine":
+        if not total_steps or total_steps < 1:
+            raise ValueError("the cosine schedule needs total_steps >= 1")
+        lr = keras.optimizers.schedules.CosineDecay(
+            learning_rate, total_steps, alpha=min_learning_rate / learning_rate
+        )
+    else:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+    return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov)
+
+
+def _split_outputs(outputs):
+    if isinstance(outputs, (list, tuple)):
+        return outputs[0], list(outputs[1:])
+    return outputs, []
+
+
+def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, eval_fn=None) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` over ``dataset`` (inference mode)."""
+    if eval_fn is None:
+        eval_fn = _make_eval_step(model)
+    total_loss, correct, count = 0.0, 0.0, 0
+    for x, y in dataset:
+        loss_sum, n_correct = eval_fn(x, y)
+        total_loss += float(loss_sum)
+        correct += float(n_correct)
+        count += int(y.shape[0])
+    if count == 0:
+        raise ValueError("the evaluation dataset is empty")
+    return total_loss / count, correct / count
+
+
+class _PerModel:
+    """Gives each model's step function its own identity for TensorFlow's
+    frequent-retracing detector: a search builds a new model per child, and each
+    traces its steps exactly once (one input signature) -- that is not the
+    accidental retracing the detector warns about."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+def _signature(model):
+    shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    return tf.TensorSpec((None,) + shape, tf.float32), tf.TensorSpec((None,), tf.int32)
+
+
+def _make_eval_step(model):
+    def eval_step(x, y):
+        logits, _ = _split_outputs(model(x, training=False))
+        loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+
+    return tf.function(_PerModel(eval_step), input_signature=_signature(model))
+
+
+def train_classifier(
+    model: keras.Model,
+    data: ImageData,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: keras.optimizers.Optimizer,
+    seed: int = 0,
+    eval_split: str | None = "validation",
+    aux_weight: float = 0.4,
+    progress: tf.Variable | None = None,
+    on_epoch_end: Callable[[int, TrainResult], None] | None = None,
+    steps_per_epoch: int | None = None,
+) -> TrainResult:
+    """Trains ``model`` with softmax cross-entropy and evaluates every epoch.
+
+    Args:
+        model: maps images to logits, or to ``[logits, aux_logits...]`` (the
+            auxiliary heads add ``aux_weight`` times their loss).
+        data: the dataset.
+        epochs: passes over the training split.
+        batch_size: examples per step.
+        optimizer: the optimizer (built here if needed).
+        seed: seed of shuffling and augmentation (epoch ``e`` uses ``seed + e``).
+        eval_split: split evaluated after every epoch (None: no evaluation).
+        aux_weight: loss weight of auxiliary heads.
+        progress: if given, set to the fraction of training done before every
+            step (drives ScheduledDropPath).
+        on_epoch_end: called with ``(epoch, result so far)``.
+        steps_per_epoch: cap on the steps of an epoch (default: one pass).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ChildDiverged: the training loss became NaN or infinite.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n_train = data.size("train")
+    per_epoch = max(1, math.ceil(n_train / batch_size))
+    if steps_per_epoch:
+        per_epoch = min(per_epoch, steps_per_epoch)
+    total_steps = float(per_epoch * epochs)
+    variables = model.trainable_variables
+    optimizer.build(variables)
+
+    def train_step(x, y, step):
+        if progress is not None:
+            progress.assign(tf.cast(step, tf.float32) / total_steps)
+        with tf.GradientTape() as tape:
+            logits, aux = _split_outputs(model(x, training=True))
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            total = loss
+            for a in aux:
+                total += aux_weight * tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(y, a, from_logits=True)
+                )
+            if model.losses:
+                total += tf.add_n(model.losses)
+        grads = tape.gradient(total, variables)
+        optimizer.apply(grads, variables)
+        pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return loss, tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32))
+
+    train_step = tf.function(
+        _PerModel(train_step), input_signature=_signature(model) + (tf.TensorSpec((), tf.int64),)
+    )
+    eval_step = _make_eval_step(model)
+    eval_ds = data.batches(eval_split, max(batch_size, 256)) if eval_split else None
+    result = TrainResult()
+    start = time.time()
+    step = 0
+    for epoch in range(epochs):
+        losses, accs = [], []
+        ds = data.batches("train", batch_size, training=True, seed=seed + epoch).take(per_epoch)
+        for x, y in ds:
+            loss, acc = train_step(x, y, tf.constant(step, tf.int64))
+            losses.append(float(loss))
+            accs.append(float(acc))
+            step += 1
+            if not math.isfinite(losses[-1]):
+                raise ChildDiverged(f"training loss became {losses[-1]} at epoch {epoch + 1}, step {step}")
+        result.train_loss.append(float(np.mean(losses)))
+        result.train_accuracy.append(float(np.mean(accs)))
+        if eval_ds is not None:
+            val_loss, val_acc = evaluate_classifier(model, eval_ds, eval_step)
+            if not math.isfinite(val_loss):
+                raise ChildDiverged(f"validation loss became {val_loss} at epoch {epoch + 1}")
+            result.val_loss.append(val_loss)
+            result.val_accuracy.append(val_acc)
+        result.steps = step
+        result.wall_time = time.time() - start
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, result)
+    if progress is not None:
+        progress.assign(1.0)
+    return result

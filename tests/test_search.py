@@ -1,0 +1,194 @@
+"""Child evaluation, rewards, and the multi-trial loop (history, resume, failures)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import nas_tf
+from nas_tf.controller import RandomSearch, Reinforce, controller_for
+from nas_tf.search import (
+    ChildRequest,
+    ChildResult,
+    ImageChildConfig,
+    ImageChildTrainer,
+    InProcessEvaluator,
+    MultiTrialSearch,
+    ResumeMismatchError,
+    SearchConfig,
+    accuracy_reward,
+)
+from nas_tf.spaces import ConvLayer, NASCNNArch, NASCNNSpace
+from nas_tf.utils import read_jsonl
+
+FAST = ImageChildConfig(epochs=2, batch_size=32, steps_per_epoch=4, reward_window=5)
+ARCH = NASCNNArch(layers=(ConvLayer(3, 3, 24), ConvLayer(3, 3, 24, 2, 2, inputs=(0,)), ConvLayer(1, 1, 24, inputs=(0, 1))))
+
+
+def test_accuracy_reward():
+    assert accuracy_reward([0.1, 0.5, 0.4, 0.3, 0.2, 0.25], window=5, exponent=3) == pytest.approx(0.125)
+    assert accuracy_reward([0.1, 0.5, 0.4, 0.3, 0.2, 0.25], window=2, exponent=1) == pytest.approx(0.25)
+    assert accuracy_reward([0.6], window=5, exponent=3) == pytest.approx(0.216)
+    with pytest.raises(ValueError):
+        accuracy_reward([])
+
+
+def test_child_trains_and_is_reproducible(digits):
+    trainer = ImageChildTrainer(digits, ImageChildConfig(epochs=3, batch_size=32))
+    r1 = trainer(ChildRequest(index=0, step=0, arch=ARCH, seed=11))
+    r2 = trainer(ChildRequest(index=0, step=0, arch=ARCH, seed=11))
+    assert r1.status == "ok" and 0 < r1.reward <= 1
+    assert len(r1.metrics["val_accuracies"]) == 3
+    assert r1.reward == pytest.approx(max(r1.metrics["val_accuracies"]) ** 3, abs=1e-5)
+    assert r1.metrics["params"] > 0
+    # Real learning: far better than chance (10 classes) after 3 epochs.
+    assert r1.metrics["val_accuracy"] > 0.5
+    assert r1.metrics["val_accuracies"] == pytest.approx(r2.metrics["val_accuracies"], abs=1e-6)
+
+
+def test_failed_children_get_reward_zero_with_a_reason(small_digits):
+    def run(config, request_arch=ARCH):
+        evaluator = InProcessEvaluator(ImageChildTrainer(small_digits, config))
+        return list(evaluator.evaluate([ChildRequest(0, 0, request_arch, 1)]))[0]
+
+    too_large = run(ImageChildConfig(epochs=1, max_params=100))
+    assert (too_large.status, too_large.reward) == ("too_large", 0.0)
+    assert "max_params=100" in too_large.reason
+    diverged = run(ImageChildConfig(epochs=2, learning_rate=1e12, steps_per_epoch=5))
+    assert (diverged.status, diverged.reward) == ("diverged", 0.0)
+    assert "loss became" in diverged.reason
+    build_error = run(ImageChildConfig(epochs=1, builder_options={"no_such_option": 1}))
+    assert (build_error.status, build_error.reward) == ("build_error", 0.0)
+    assert "no_such_option" in build_error.reason
+
+
+def test_out_of_memory_and_unexpected_errors_do_not_stop_evaluation():
+    def train(request):
+        if request.index == 0:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape [1000000,1000]")
+        if request.index == 1:
+            raise RuntimeError("worker exploded")
+        return ChildResult(index=request.index, reward=0.5)
+
+    results = list(InProcessEvaluator(train).evaluate([ChildRequest(i, 0, ARCH, i) for i in range(3)]))
+    assert [r.status for r in results] == ["out_of_memory", "error", "ok"]
+    assert "OOM when allocating" in results[0].reason and results[0].reward == 0.0
+    assert results[2].reward == 0.5
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptingEvaluator(InProcessEvaluator):
+    """Stops the process-like run after ``after`` children (a crash mid-step)."""
+
+    def __init__(self, trainer, after):
+        super().__init__(trainer, trainer.settings())
+        self.after = after
+        self.count = 0
+
+    def evaluate(self, requests):
+        for result in super().evaluate(requests):
+            yield result
+            self.count += 1
+            if self.count == self.after:
+                raise Interrupt()
+
+
+def make_search(model_dir, data, num=6, m=2, evaluator=None, space=None, **config):
+    space = space or NASCNNSpace(num_layers=2)
+    strategy = Reinforce(controller_for(space.decisions, seed=3), seed=3)
+    trainer = ImageChildTrainer(data, FAST)
+    evaluator = evaluator or InProcessEvaluator(trainer, trainer.settings())
+    return MultiTrialSearch(
+        space, strategy, evaluator, SearchConfig(str(model_dir), num_architectures=num, archs_per_step=m, seed=5, **config)
+    )
+
+
+def history(model_dir):
+    return read_jsonl(os.path.join(model_dir, "history.jsonl"))
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_history(tmp_path, small_digits):
+    full = make_search(tmp_path / "full", small_digits)
+    summary = full.run()
+    assert summary["children"] == 6 and summary["steps"] == 3
+    reference = history(tmp_path / "full")
+    assert [r["child"] for r in reference] == list(range(6))
+
+    # Crash after 3 children: in the middle of step 1 (children 2 and 3).
+    broken_dir = tmp_path / "broken"
+    trainer = ImageChildTrainer(small_digits, FAST)
+    with pytest.raises(Interrupt):
+        make_search(broken_dir, small_digits, evaluator=InterruptingEvaluator(trainer, 3)).run()
+    assert len(history(broken_dir)) == 3
+    assert os.path.exists(broken_dir / "pending_step.json")
+    resumed = make_search(broken_dir, small_digits).run()
+    rows = history(broken_dir)
+    assert resumed["children"] == 6 and len(rows) == 6
+    assert sorted(r["child"] for r in rows) == list(range(6))
+    for a, b in zip(sorted(rows, key=lambda r: r["child"]), reference):
+        assert a["arch"] == b["arch"] and a["tokens"] == b["tokens"] and a["seed"] == b["seed"]
+        assert a["reward"] == pytest.approx(b["reward"], abs=1e-4)
+    assert not os.path.exists(broken_dir / "pending_step.json")
+    # Re-running a finished search trains nothing more.
+    again = make_search(broken_dir, small_digits).run()
+    assert again["children"] == 6 and len(history(broken_dir)) == 6
+
+
+def test_outputs_best_arch_and_tensorboard(tmp_path, small_digits):
+    make_search(tmp_path, small_digits, num=4).run()
+    rows = history(tmp_path)
+    for key in ("child", "step", "arch", "reward", "val_accuracy", "params", "wall_time", "status", "tokens"):
+        assert key in rows[0]
+    best = max(rows, key=lambda r: r["reward"])
+    best_arch = nas_tf.load_arch(str(tmp_path / "best_arch.json"))
+    assert best_arch.to_dict() == best["arch"]
+    with open(tmp_path / "best.json") as f:
+        assert json.load(f)["reward"] == best["reward"]
+    events = os.listdir(tmp_path / "tensorboard")
+    assert events and events[0].startswith("events.out.tfevents")
+    tags = set()
+    for e in tf.compat.v1.train.summary_iterator(str(tmp_path / "tensorboard" / events[0])):
+        tags.update(v.tag for v in e.summary.value)
+    assert {"reward/mean", "reward/best_so_far", "controller/baseline", "controller/entropy"} <= tags
+
+
+def test_torn_history_line_is_dropped_on_resume(tmp_path, small_digits):
+    trainer = ImageChildTrainer(small_digits, FAST)
+    with pytest.raises(Interrupt):
+        make_search(tmp_path, small_digits, num=4, evaluator=InterruptingEvaluator(trainer, 1)).run()
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.write('{"child": 1, "step": 0, "rew')  # a crash in the middle of an append
+    make_search(tmp_path, small_digits, num=4).run()
+    assert [r["child"] for r in history(tmp_path)] == [0, 1, 2, 3]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, small_digits):
+    make_search(tmp_path, small_digits, num=2).run()
+    with pytest.raises(ResumeMismatchError, match="space.num_filters"):
+        make_search(tmp_path, small_digits, num=2, space=NASCNNSpace(num_layers=2, num_filters=(8, 16))).run()
+    # Asking for more children extends the search.
+    assert make_search(tmp_path, small_digits, num=4).run()["children"] == 4
+
+
+def test_depth_schedule(tmp_path, small_digits):
+    search = make_search(
+        tmp_path, small_digits, num=6, m=2, start_depth=1, depth_increment=2, depth_increment_every=4, max_depth=3
+    )
+    search.run()
+    assert [r["depth"] for r in history(tmp_path)] == [1, 1, 1, 1, 3, 3]
+    assert [len(r["arch"]["layers"]) for r in history(tmp_path)] == [1, 1, 1, 1, 3, 3]
+
+
+def test_random_search_runs_through_the_same_loop(tmp_path, small_digits):
+    space = NASCNNSpace(num_layers=2)
+    trainer = ImageChildTrainer(small_digits, FAST)
+    search = MultiTrialSearch(
+        space, RandomSearch(seed=1), InProcessEvaluator(trainer), SearchConfig(str(tmp_path), num_architectures=3, archs_per_step=2)
+    )
+    summary = search.run()
+    assert summary["children"] == 3 and summary["steps"] == 2
