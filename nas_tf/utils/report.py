@@ -1,0 +1,55 @@
+"""Benchmark reports: markdown tables written into sections of docs/*.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from typing import Any, Sequence
+
+from nas_tf.utils.io import atomic_write_text
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table; floats get 4 significant digits."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_description() -> str:
+    """One line naming the CPU count, Python and TensorFlow versions."""
+    import tensorflow as tf
+
+    return (
+        f"{os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}"
+    )
+
+
+def update_section(path: str, name: str, content: str) -> None:
+    """Replaces (or appends) the section ``name`` of a markdown file, atomically.
+
+    A section is the text between ``<!-- begin NAME -->`` and
+    ``<!-- end NAME -->``, so several benchmark scripts share one file.
+    """
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{content.strip()}\n{end}"
+    text = ""
+    if os.path.exists(path):
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        if not text:
+            text = "# Benchmarks\n\nEach section is written by the script it names; numbers are from one run.\n"
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(path, text)
