@@ -89,3 +89,50 @@ def test_resume_with_changed_flags_is_refused(tmp_path):
     out = run_script("search_nas.py", f"--model_dir={model_dir}", "--num_architectures=2", *TINY[2:], "--num_filters=8,16")
     assert out.returncode == 1
     assert "num_filters" in out.stderr and "other settings" in out.stderr
+
+
+ARCH_JSON = {
+    "space": "nas_cnn",
+    "layers": [
+        {"filter_height": 3, "filter_width": 3, "num_filters": 24, "inputs": []},
+        {"filter_height": 3, "filter_width": 3, "num_filters": 36, "stride_height": 2, "stride_width": 2, "inputs": [0]},
+        {"filter_height": 1, "filter_width": 1, "num_filters": 24, "inputs": [0, 1]},
+    ],
+}
+
+
+def test_train_final_trains_resumes_and_exports(tmp_path):
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(ARCH_JSON))
+    model_dir = tmp_path / "final"
+    out = run_script("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=2", "--batch_size=64")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout[out.stdout.index("{") :])
+    assert 0.3 < summary["test_accuracy"] <= 1.0
+    with open(model_dir / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["epochs_done"] == 2 and len(metrics["history"]["val_accuracy"]) == 2
+    assert "epoch 2/2" in out.stderr
+    # Resume: asking for more epochs continues from the checkpoint of epoch 2.
+    more = run_script("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64", "--noexport")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "resumed" in more.stderr and "epoch 3/3" in more.stderr and "epoch 1/3" not in more.stderr
+    # The SavedModel serves in a fresh process that never imports nas_tf.
+    code = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(model_dir / 'saved_model')!r})\n"
+        "y = m.serve(tf.zeros((2, 8, 8, 1)))\n"
+        "assert 'nas_tf' not in sys.modules\n"
+        "print(y.shape)\n"
+    )
+    served = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""))
+    assert served.returncode == 0, served.stderr[-2000:]
+    assert "(2, 10)" in served.stdout
+
+
+def test_train_final_bad_arch_is_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**ARCH_JSON, "layers": [{"filter_height": 3, "filter_width": "x", "num_filters": 8}]}))
+    out = run_script("train_final.py", f"--arch={bad}", f"--model_dir={tmp_path / 'm'}")
+    assert out.returncode == 1
+    assert "--arch" in out.stderr and "layers[0].filter_width" in out.stderr and '"x"' in out.stderr

@@ -134,6 +134,8 @@ def train_classifier(
     progress: tf.Variable | None = None,
     on_epoch_end: Callable[[int, TrainResult], None] | None = None,
     steps_per_epoch: int | None = None,
+    initial_epoch: int = 0,
+    result: TrainResult | None = None,
 ) -> TrainResult:
     """Trains ``model`` with softmax cross-entropy and evaluates every epoch.
 
@@ -151,6 +153,9 @@ def train_classifier(
             step (drives ScheduledDropPath).
         on_epoch_end: called with ``(epoch, result so far)``.
         steps_per_epoch: cap on the steps of an epoch (default: one pass).
+        initial_epoch: epochs already done (resuming; model and optimizer
+            state must have been restored).
+        result: the metrics of the epochs already done, extended in place.
 
     Returns:
         A :class:`TrainResult`.
@@ -193,10 +198,10 @@ def train_classifier(
     )
     eval_step = _make_eval_step(model)
     eval_ds = data.batches(eval_split, max(batch_size, 256)) if eval_split else None
-    result = TrainResult()
-    start = time.time()
-    step = 0
-    for epoch in range(epochs):
+    result = result if result is not None else TrainResult()
+    start = time.time() - result.wall_time
+    step = initial_epoch * per_epoch
+    for epoch in range(initial_epoch, epochs):
         losses, accs = [], []
         ds = data.batches("train", batch_size, training=True, seed=seed + epoch).take(per_epoch)
         for x, y in ds:

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Trains a discovered architecture from scratch, evaluates it and exports it.
+
+    python scripts/train_final.py --arch=runs/nas_cnn/best_arch.json \
+        --model_dir=runs/nas_cnn_final --epochs=20
+
+--arch takes an arch JSON file (any image space) or the name of a published
+architecture. Writes into --model_dir: arch.json, checkpoints/ (re-running the
+same command resumes), metrics.json (per-epoch metrics, test accuracy,
+parameters), model.keras and saved_model/ (unless --noexport).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from nas_tf.cli import flags as cli  # noqa: E402
+
+flags.DEFINE_string("arch", None, "Arch JSON file (or a published arch name) to train.", required=True)
+cli.define_run_flags("runs/final")
+cli.define_image_data_flags()
+flags.DEFINE_integer("epochs", 20, "Training epochs.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
+flags.DEFINE_float("lr", 0.1, "Initial SGD learning rate.", lower_bound=1e-12)
+flags.DEFINE_float("min_lr", 0.0, "Final learning rate of the cosine schedule.", lower_bound=0.0)
+flags.DEFINE_enum("lr_schedule", "cosine", ["cosine", "constant"], "Learning-rate schedule.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool("nesterov", True, "Nesterov momentum.")
+flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay.", lower_bound=0.0)
+flags.DEFINE_integer("cutout", 0, "CutOut square side (0: off).", lower_bound=0)
+flags.DEFINE_bool("train_on_validation", False, "Also train on the validation split.")
+flags.DEFINE_float("dropout", 0.0, "Dropout before the classifier.", lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_bool("export", True, "Export a SavedModel to <model_dir>/saved_model.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.setup_logging()
+    import nas_tf
+    from nas_tf.data import DatasetUnavailableError
+    from nas_tf.models import image_spaces
+    from nas_tf.training.final import FinalImageConfig, train_final_image
+
+    try:
+        arch = nas_tf.load_arch(FLAGS.arch)
+    except nas_tf.ArchError as e:
+        cli.fail(f"--arch: {e}")
+    if arch.space not in image_spaces():
+        cli.fail(f"--arch: space {arch.space!r} is not an image space this script trains ({', '.join(image_spaces())})")
+    try:
+        data = cli.image_data_from_flags()
+    except DatasetUnavailableError as e:
+        cli.fail(f"--dataset={FLAGS.dataset}: {e}")
+    config = FinalImageConfig(
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.lr,
+        min_learning_rate=FLAGS.min_lr,
+        lr_schedule=FLAGS.lr_schedule,
+        momentum=FLAGS.momentum,
+        nesterov=FLAGS.nesterov,
+        weight_decay=FLAGS.weight_decay,
+        cutout=FLAGS.cutout,
+        train_on_validation=FLAGS.train_on_validation,
+        seed=FLAGS.seed,
+        builder_options={"dropout": FLAGS.dropout} if FLAGS.dropout else {},
+    )
+    try:
+        metrics = train_final_image(arch, data, FLAGS.model_dir, config, export=FLAGS.export)
+    except ValueError as e:
+        cli.fail(f"--model_dir={FLAGS.model_dir}: {e}")
+    cli.write_flags(FLAGS.model_dir)
+    summary = {k: metrics[k] for k in ("test_accuracy", "val_accuracy", "params", "wall_time")}
+    summary["model_dir"] = os.path.abspath(FLAGS.model_dir)
+    print(cli.dump(summary))
+
+
+if __name__ == "__main__":
+    app.run(main)
