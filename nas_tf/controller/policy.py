@@ -21,6 +21,7 @@ log-probability of a sampled architecture equals the log-probability that
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import keras
@@ -164,12 +165,16 @@ class Controller(keras.Model):
             new_states.append(state)
         return x, new_states
 
-    def _run(self, decisions: DecisionList, batch: int, tokens=None, seed=None):
+    def _run(self, decisions: DecisionList, batch: int, tokens=None, seed=None, stats=None, skip_target=0.5):
         """Unrolls the controller over ``decisions``.
 
         With ``tokens`` (int32 ``[batch, num_tokens]``) it scores them (teacher
         forcing); otherwise it samples with the stateless ``seed`` (int64 [2]).
-        Returns (tokens, log_probs [batch], entropies [batch]).
+        Returns (tokens, log_probs [batch], entropies [batch]). If ``stats`` is
+        a dict it also receives ``skip_kl`` (per architecture, the mean over
+        skip decisions of the summed KL divergence between each skip
+        probability and ``skip_target``; the ENAS skip penalty) and
+        ``num_skips`` (chosen skips per architecture).
         """
         h = self.lstm_units
         zeros = tf.zeros((batch, h))
@@ -178,6 +183,7 @@ class Controller(keras.Model):
         x = start
         anchors, anchor_keys = [], []
         out, log_prob, entropy = [], tf.zeros((batch,)), tf.zeros((batch,))
+        skip_kls, num_skips = [], tf.zeros((batch,))
         for step, (d, offset) in enumerate(zip(decisions.decisions, decisions.offsets)):
             step_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, step)
             out_h, states = self._lstm_step(x, states)
@@ -210,6 +216,15 @@ class Controller(keras.Model):
                             bits = tokens[:, offset : offset + n]
                         fbits = tf.cast(bits, scores.dtype)
                         log_p1, log_p0 = tf.math.log_sigmoid(scores), tf.math.log_sigmoid(-scores)
+                        p1 = tf.exp(log_p1)
+                        skip_kls.append(
+                            tf.reduce_sum(
+                                p1 * (log_p1 - math.log(skip_target))
+                                + (1.0 - p1) * (log_p0 - math.log(1.0 - skip_target)),
+                                axis=-1,
+                            )
+                        )
+                        num_skips += tf.reduce_sum(fbits, axis=-1)
                         log_prob += tf.reduce_sum(fbits * log_p1 + (1.0 - fbits) * log_p0, axis=-1)
                         entropy += -tf.reduce_sum(tf.exp(log_p1) * log_p1 + tf.exp(log_p0) * log_p0, axis=-1)
                         # Next input: mean of the chosen anchors (ENAS macro controller).
@@ -234,9 +249,12 @@ class Controller(keras.Model):
             else:  # pragma: no cover - DecisionList validates kinds
                 raise TypeError(f"unknown decision kind {type(d).__name__}")
             if getattr(d, "anchor", None) is not None:
-                anchors.append(out_h)
+                anchors.append(tf.zeros_like(out_h) if getattr(d, "zero_value", False) else out_h)
                 anchor_keys.append(tf.matmul(out_h, self.w_prev))
         result = tf.concat(out, axis=1) if out else tf.zeros((batch, 0), tf.int32)
+        if stats is not None:
+            stats["skip_kl"] = tf.add_n(skip_kls) / len(skip_kls) if skip_kls else tf.zeros((batch,))
+            stats["num_skips"] = num_skips
         return result, log_prob, entropy
 
     def _function(self, decisions: DecisionList, kind: str):

@@ -40,6 +40,15 @@ class PolicyGradientStrategy(SearchStrategy):
         beta_1: Adam beta_1 (ENAS uses 0).
         epsilon: Adam epsilon (ENAS uses 1e-3).
         clipnorm: optional gradient-norm clipping.
+        entropy_mode: ``"loss"`` adds ``entropy_weight * entropy`` to the
+            objective (its gradient acts directly); ``"reward"`` adds it to
+            every reward (no gradient of its own, ENAS).
+        baseline_update: ``"after"`` uses the moving average of the earlier
+            steps as the baseline (NAS); ``"before"`` folds the step's rewards
+            in first (the ENAS code).
+        skip_target: target skip probability of the skip penalty.
+        skip_weight: weight of the ENAS skip penalty (KL divergence between
+            the skip probabilities and ``skip_target``; 0 disables it).
     """
 
     def __init__(
@@ -52,7 +61,23 @@ class PolicyGradientStrategy(SearchStrategy):
         beta_1: float = 0.9,
         epsilon: float = 1e-7,
         clipnorm: float | None = None,
+        entropy_mode: str = "loss",
+        baseline_update: str = "after",
+        skip_target: float = 0.4,
+        skip_weight: float = 0.0,
     ):
+        if entropy_mode not in ("loss", "reward"):
+            raise ValueError(f"entropy_mode must be 'loss' or 'reward', got {entropy_mode!r}")
+        if baseline_update not in ("after", "before"):
+            raise ValueError(f"baseline_update must be 'after' or 'before', got {baseline_update!r}")
+        if not 0.0 < skip_target < 1.0:
+            raise ValueError(f"skip_target must be in (0, 1), got {skip_target}")
+        if skip_weight < 0:
+            raise ValueError(f"skip_weight must be >= 0, got {skip_weight}")
+        self.entropy_mode = entropy_mode
+        self.baseline_update = baseline_update
+        self.skip_target = float(skip_target)
+        self.skip_weight = float(skip_weight)
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
         if not 0.0 <= baseline_decay < 1.0:
@@ -92,7 +117,15 @@ class PolicyGradientStrategy(SearchStrategy):
         mean = tf.reduce_mean(rewards)
         b = tf.where(self.baseline_ready, self.baseline, mean)
         new_b = self.baseline_decay * b + (1.0 - self.baseline_decay) * mean
+        if self.baseline_update == "before":
+            return new_b, new_b
         return b, new_b
+
+    def _shaped_rewards(self, rewards, entropy):
+        """Rewards with the entropy bonus added when ``entropy_mode == "reward"``."""
+        if self.entropy_mode == "reward" and self.entropy_weight:
+            return rewards + self.entropy_weight * tf.stop_gradient(entropy)
+        return rewards
 
     def _commit_baseline(self, new_b):
         self.baseline.assign(new_b)
@@ -118,6 +151,10 @@ class PolicyGradientStrategy(SearchStrategy):
             "beta_1": self.beta_1,
             "epsilon": self.epsilon,
             "clipnorm": self.clipnorm,
+            "entropy_mode": self.entropy_mode,
+            "baseline_update": self.baseline_update,
+            "skip_target": self.skip_target,
+            "skip_weight": self.skip_weight,
             "controller": {
                 "lstm_units": c.lstm_units,
                 "lstm_layers": c.lstm_layers,
@@ -168,18 +205,25 @@ class Reinforce(PolicyGradientStrategy):
     >>> strategy = Reinforce(controller_for(space.decisions), seed=0)
     >>> tokens = strategy.sample(space.decisions, 4)
     >>> sorted(strategy.update(space.decisions, tokens, [0.1, 0.2, 0.3, 0.4]))
-    ['baseline', 'entropy', 'log_prob', 'loss', 'mean_reward']
+    ['baseline', 'entropy', 'log_prob', 'loss', 'mean_reward', 'skip_kl', 'skips']
     """
 
     name = "reinforce"
 
     def _update(self, decisions: DecisionList, tokens, rewards) -> dict:
-        b, new_b = self._baseline_for(rewards)
-        advantage = rewards - b
         variables = self.controller.trainable_variables
+        stats: dict = {}
         with tf.GradientTape() as tape:
-            _, log_prob, entropy = self.controller._run(decisions, tf.shape(tokens)[0], tokens=tokens)
-            loss = -tf.reduce_mean(advantage * log_prob) - self.entropy_weight * tf.reduce_mean(entropy)
+            _, log_prob, entropy = self.controller._run(
+                decisions, tf.shape(tokens)[0], tokens=tokens, stats=stats, skip_target=self.skip_target
+            )
+            shaped = self._shaped_rewards(rewards, entropy)
+            b, new_b = self._baseline_for(shaped)
+            loss = -tf.reduce_mean((shaped - b) * log_prob)
+            if self.entropy_mode == "loss" and self.entropy_weight:
+                loss -= self.entropy_weight * tf.reduce_mean(entropy)
+            if self.skip_weight:
+                loss += self.skip_weight * tf.reduce_mean(stats["skip_kl"])
         self._apply(tape.gradient(loss, variables), variables)
         self._commit_baseline(new_b)
         return {
@@ -188,4 +232,6 @@ class Reinforce(PolicyGradientStrategy):
             "mean_reward": tf.reduce_mean(rewards),
             "entropy": tf.reduce_mean(entropy),
             "log_prob": tf.reduce_mean(log_prob),
+            "skip_kl": tf.reduce_mean(stats["skip_kl"]),
+            "skips": tf.reduce_mean(stats["num_skips"]),
         }

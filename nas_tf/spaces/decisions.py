@@ -164,10 +164,20 @@ class Select:
 
 @dataclasses.dataclass(frozen=True)
 class Anchor:
-    """A controller step that only records its hidden state as anchor ``anchor``."""
+    """A controller step that only records its hidden state as anchor ``anchor``.
+
+    Args:
+        name: unique name of the step.
+        anchor: index of the anchor it writes.
+        zero_value: when a later :class:`Select` picks this anchor, feed zeros
+            as the next input instead of the stored state (the ENAS micro
+            controller does this for the two cell inputs); the attention key
+            is computed from the state either way.
+    """
 
     name: str
     anchor: int
+    zero_value: bool = False
 
     @property
     def num_tokens(self) -> int:
