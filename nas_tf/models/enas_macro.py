@@ -180,6 +180,9 @@ class EnasMacroSupernet(keras.Model):
         batch_norm_momentum: batch-norm momentum (only affects the moving
             averages, which the search does not use).
         batch_norm_epsilon: batch-norm epsilon.
+        op_selection: ``"switch"`` runs only the chosen op (``tf.switch_case``);
+            ``"all"`` runs every candidate and picks one output, as the
+            authors' micro code does (kept to measure what selection saves).
     """
 
     def __init__(
@@ -192,9 +195,13 @@ class EnasMacroSupernet(keras.Model):
         dropout: float = 0.0,
         batch_norm_momentum: float = 0.9,
         batch_norm_epsilon: float = 1e-5,
+        op_selection: str = "switch",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if op_selection not in ("switch", "all"):
+            raise ValueError(f"op_selection must be 'switch' or 'all', got {op_selection!r}")
+        self.op_selection = op_selection
         if filters < 1 or num_classes < 1:
             raise ValueError(f"filters and num_classes must be >= 1, got {filters}, {num_classes}")
         self.space = space
@@ -240,8 +247,11 @@ class EnasMacroSupernet(keras.Model):
         nodes = [self.stem(images, training=True)]
         for k in range(self.space.num_layers):
             x = nodes[-1]
-            branches = [lambda b=b, x=x: b(x, training=True) for b in self.branches[k]]
-            y = tf.switch_case(arch[self._op_offsets[k]], branches)
+            if self.op_selection == "switch":
+                branches = [lambda b=b, x=x: b(x, training=True) for b in self.branches[k]]
+                y = tf.switch_case(arch[self._op_offsets[k]], branches)
+            else:
+                y = tf.gather(tf.stack([b(x, training=True) for b in self.branches[k]]), arch[self._op_offsets[k]])
             if k > 0:
                 bits = tf.cast(arch[self._skip_offsets[k] : self._skip_offsets[k] + k], y.dtype)
                 for j in range(k):
