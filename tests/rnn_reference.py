@@ -8,6 +8,20 @@ describes the tree. Both take weights in TF Addons' order.
 
 import numpy as np
 
+# The worked example of Zoph & Le (2017), section 3.4 (N = 2), as a nas_rnn arch.
+PAPER_EXAMPLE = {
+    "space": "nas_rnn",
+    "base": 2,
+    "nodes": [
+        {"combination": "add", "activation": "tanh"},
+        {"combination": "elem_mult", "activation": "relu"},
+        {"combination": "elem_mult", "activation": "sigmoid"},
+    ],
+    "cell_inject": {"combination": "add", "activation": "relu"},
+    "cell_output_node": 1,
+    "cell_inject_node": 0,
+}
+
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))

@@ -13,20 +13,7 @@ import nas_tf
 from conftest import REPO
 from nas_tf.spaces import ArchError, NASRNNArch, NASRNNSpace, TreeNode, load_arch, make_space, named_archs
 from nas_tf.spaces.nas_rnn import tree_children
-from rnn_reference import nas_cell_step, tree_cell_step
-
-PAPER_EXAMPLE = {
-    "space": "nas_rnn",
-    "base": 2,
-    "nodes": [
-        {"combination": "add", "activation": "tanh"},
-        {"combination": "elem_mult", "activation": "relu"},
-        {"combination": "elem_mult", "activation": "sigmoid"},
-    ],
-    "cell_inject": {"combination": "add", "activation": "relu"},
-    "cell_output_node": 1,
-    "cell_inject_node": 0,
-}
+from rnn_reference import PAPER_EXAMPLE, nas_cell_step, tree_cell_step
 
 
 def test_space_size_for_base_8_is_about_6e16():
