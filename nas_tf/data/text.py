@@ -9,7 +9,7 @@ Two corpora, one interface (:class:`TextCorpus`):
   with ``<unk>``) is read from the training file.
 * ``pydoc`` -- real English text that needs no download: the documentation
   topics that ship with Python itself (``pydoc_data.topics``, the text of
-  ``help("topics")``: about 120,000 words). It is tokenised PTB-style
+  ``help("topics")``: about 100,000 tokens). It is tokenised PTB-style
   (lower case, numbers become ``N``, punctuation runs are tokens, lines end
   with ``<eos>``), rare words become ``<unk>``, and every topic is split 80/10/10
   into train/validation/test by lines, in order. The text depends on the
