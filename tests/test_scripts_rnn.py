@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import REPO, run_script
 from nas_tf.utils import read_jsonl
 
 TINY = [
@@ -109,11 +109,12 @@ def test_train_final_on_the_searched_cell_resumes_and_exports(search_dir, tmp_pa
     "script, args, message",
     [
         ("search_nas.py", ["--space=nas_rnn", "--rnn_base=6"], "--rnn_base"),
-        ("search_nas.py", ["--space=nas_rnn", "--dataset=ptb", "--data_dir={tmp}"], "ptb.train.txt is missing"),
+        # The paper's PTB preset, without the PTB files.
+        ("search_nas.py", ["--flagfile={repo}/scripts/presets/nas_ptb.flags", "--data_dir={tmp}"], "ptb.train.txt is missing"),
         ("train_final.py", ["--arch=nascell", "--dataset=digits"], "needs a text dataset"),
     ],
 )
 def test_bad_recurrent_flags_are_named(tmp_path, script, args, message):
-    out = run_script(script, f"--model_dir={tmp_path / 'run'}", *[a.format(tmp=tmp_path) for a in args])
+    out = run_script(script, f"--model_dir={tmp_path / 'run'}", *[a.format(tmp=tmp_path, repo=REPO) for a in args])
     assert out.returncode != 0
     assert message in out.stderr and "Traceback" not in out.stderr

@@ -15,6 +15,7 @@ TensorFlow (eager, ``tf.function``, XLA) and JAX backends.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
@@ -95,13 +96,13 @@ def evaluate_tree(arch, x_proj, m_proj, c_prev):
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
-    return value
+    return int(value)
 
 
 def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
 
