@@ -97,10 +97,13 @@ def test_set_weights_from_tf_addons_arrays_matches_reference_sequence(use_bias, 
     rnn(x, initial_state=[c0, m0])
     cell.set_weights(arrays)
     outputs, c_last, m_last = rnn(x, initial_state=[c0, m0])
-    named = dict(zip(["recurrent_kernel", "kernel"] + (["bias"] if use_bias else []) + (["projection_weights"] if projection else []), arrays))
+    names = ["recurrent_kernel", "kernel"] + (["bias"] if use_bias else []) + (["projection_weights"] if projection else [])
+    named = dict(zip(names, arrays))
     c, m, expected = c0, m0, []
     for t in range(steps):
-        out, (c, m) = nas_cell_step(x[:, t], c, m, named["recurrent_kernel"], named["kernel"], named.get("bias"), named.get("projection_weights"))
+        out, (c, m) = nas_cell_step(
+            x[:, t], c, m, named["recurrent_kernel"], named["kernel"], named.get("bias"), named.get("projection_weights")
+        )
         expected.append(out)
     np.testing.assert_allclose(outputs, np.stack(expected, axis=1), atol=1e-5)
     np.testing.assert_allclose(c_last, c, atol=1e-5)

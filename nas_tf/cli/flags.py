@@ -82,7 +82,7 @@ def define_search_flags(default_algorithm: str = "reinforce", algorithms: Iterab
     flags.DEFINE_integer("num_architectures", 40, "Total child architectures to train.", lower_bound=1)
     flags.DEFINE_integer("archs_per_step", 4, "Architectures per controller step (m).", lower_bound=1)
     flags.DEFINE_enum("algorithm", default_algorithm, list(algorithms), "Search strategy.")
-    flags.DEFINE_float("controller_lr", 6e-4, "Controller Adam learning rate (6e-4; 5e-4 with --space=nas_rnn, as in the paper).", lower_bound=0.0)
+    flags.DEFINE_float("controller_lr", 6e-4, "Controller Adam learning rate (6e-4; 5e-4 with --space=nas_rnn).", lower_bound=0.0)
     flags.DEFINE_integer("controller_units", 35, "LSTM units per controller layer.", lower_bound=1)
     flags.DEFINE_integer("controller_layers", 2, "Stacked controller LSTM layers.", lower_bound=1)
     flags.DEFINE_float("controller_init_range", 0.08, "Controller weights start U(-r, r).", lower_bound=0.0)
@@ -124,7 +124,11 @@ def define_data_flags() -> None:
         "(tensorflow-datasets). Text: 'pydoc' (Python's own documentation, embedded, no network; the default "
         "for recurrent cells) or 'ptb' (Penn Treebank: ptb.train.txt, ptb.valid.txt, ptb.test.txt in --data_dir).",
     )
-    flags.DEFINE_string("data_dir", None, "Data directory: tensorflow-datasets (or CIFAR-10 pickles), or the PTB text files.")
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Data directory: tensorflow-datasets (or CIFAR-10 pickles), or the PTB text files.",
+    )
     flags.DEFINE_bool("download_data", False, "Let tensorflow-datasets download a missing dataset (needs network).")
 
 
@@ -138,7 +142,7 @@ def define_child_flags() -> None:
     flags.DEFINE_float("child_weight_decay", 1e-4, "Child L2 weight decay (default 1e-4; 0 with --space=nas_rnn).", lower_bound=0.0)
     flags.DEFINE_enum("child_lr_schedule", "constant", ["constant", "cosine"], "Child learning-rate schedule.")
     flags.DEFINE_integer("child_steps_per_epoch", 0, "Cap on child steps per epoch (0: full passes).", lower_bound=0)
-    flags.DEFINE_integer("reward_window", 5, "Reward: best validation accuracy (lowest perplexity) of the last N epochs (default 5; 1 with --space=nas_rnn)...", lower_bound=1)
+    flags.DEFINE_integer("reward_window", 5, "Reward: best validation score of the last N epochs (5; 1 with --space=nas_rnn)...", lower_bound=1)
     flags.DEFINE_float("reward_exponent", 3.0, "...raised to this power (image spaces; see --reward_c for recurrent cells).", lower_bound=0.0)
     flags.DEFINE_integer("max_child_params", 0, "Children with more parameters get reward 0 (0: no limit).", lower_bound=0)
 
@@ -176,15 +180,44 @@ def define_nas_rnn_flags() -> None:
 
 def define_lm_flags() -> None:
     """The language model that trains a recurrent cell (search children and final runs)."""
-    flags.DEFINE_integer("lm_units", None, "Units of every RNN layer (default: 64 for search children, 200 for final runs).", lower_bound=1)
+    flags.DEFINE_integer(
+        "lm_units",
+        None,
+        "Units of every RNN layer (default: 64 for search children, 200 for final runs).",
+        lower_bound=1,
+    )
     flags.DEFINE_integer("lm_layers", 2, "Stacked RNN layers.", lower_bound=1)
     flags.DEFINE_integer("lm_embedding_dim", 0, "Word-vector size (0: --lm_units).", lower_bound=0)
     flags.DEFINE_bool("lm_tie_weights", True, "Tie the softmax weights to the embedding.")
     flags.DEFINE_integer("lm_bptt", 35, "Steps of truncated back-propagation through time.", lower_bound=1)
-    flags.DEFINE_float("lm_embedding_dropout", 0.0, "Rate of whole word types dropped from the embedding.", lower_bound=0.0, upper_bound=0.99)
-    flags.DEFINE_float("lm_input_dropout", 0.0, "Variational dropout on the embedded words.", lower_bound=0.0, upper_bound=0.99)
-    flags.DEFINE_float("lm_output_dropout", None, "Variational dropout on every RNN layer's output (default: 0.2 for search children, 0.3 for final runs).", lower_bound=0.0, upper_bound=0.99)
-    flags.DEFINE_float("lm_recurrent_dropout", 0.0, "Variational dropout on the recurrent connections.", lower_bound=0.0, upper_bound=0.99)
+    flags.DEFINE_float(
+        "lm_embedding_dropout",
+        0.0,
+        "Rate of whole word types dropped from the embedding.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float(
+        "lm_input_dropout",
+        0.0,
+        "Variational dropout on the embedded words.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float(
+        "lm_output_dropout",
+        None,
+        "Variational dropout on every RNN layer's output (default: 0.2 for search children, 0.3 for final runs).",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float(
+        "lm_recurrent_dropout",
+        0.0,
+        "Variational dropout on the recurrent connections.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
     flags.DEFINE_float("lm_clip_norm", 0.25, "Clip the gradients to this global norm.", lower_bound=1e-9)
     flags.DEFINE_integer("lm_eval_batch_size", 10, "Rows read in parallel for validation and test.", lower_bound=1)
 

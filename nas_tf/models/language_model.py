@@ -169,7 +169,12 @@ class LanguageModel(keras.Model):
         variational = (None, 1, None)  # one mask per sequence, shared by every time step
         self.input_drop = keras.layers.Dropout(self.input_dropout, noise_shape=variational, seed=seed, name="input_dropout")
         self.output_drops = [
-            keras.layers.Dropout(self.output_dropout, noise_shape=variational, seed=None if seed is None else seed + 100 + i, name=f"output_dropout_{i}")
+            keras.layers.Dropout(
+                self.output_dropout,
+                noise_shape=variational,
+                seed=None if seed is None else seed + 100 + i,
+                name=f"output_dropout_{i}",
+            )
             for i in range(num_layers)
         ]
         self.decoder = None if self.tie_weights else keras.layers.Dense(vocab_size, kernel_initializer=init, name="softmax")
