@@ -49,11 +49,11 @@ def train_recurrent(arch) -> None:
     from nas_tf.data import DatasetUnavailableError
     from nas_tf.training.final_lm import train_final_lm
 
-    cli.apply_defaults(cli.FINAL_DEFAULTS["nas_rnn"])
+    cli.apply_defaults(cli.FINAL_DEFAULTS["recurrent"])
     for name in ("cutout", "train_on_validation", "dropout"):
         if FLAGS[name].present:
             cli.fail(f"--{name} applies to image architectures; --arch is a recurrent cell (use the --lm_* flags)")
-    cli.require_dataset("text", "a recurrent cell (--arch of space nas_rnn)")
+    cli.require_dataset("text", f"a recurrent cell (--arch of space {arch.space})")
     try:
         corpus = cli.text_data_from_flags()
     except DatasetUnavailableError as e:
@@ -73,14 +73,14 @@ def main(argv):
     cli.setup_logging()
     import nas_tf
     from nas_tf.data import DatasetUnavailableError
-    from nas_tf.models import image_spaces
+    from nas_tf.models import image_spaces, recurrent_spaces
     from nas_tf.training.final import FinalImageConfig, train_final_image
 
     try:
         arch = nas_tf.load_arch(FLAGS.arch)
     except nas_tf.ArchError as e:
         cli.fail(f"--arch: {e}")
-    if arch.space == "nas_rnn":
+    if arch.space in recurrent_spaces():
         return train_recurrent(arch)
     cli.apply_defaults(cli.FINAL_DEFAULTS["image"])
     cli.require_dataset("image", f"an image architecture (--arch of space {arch.space})")

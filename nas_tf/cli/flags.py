@@ -247,7 +247,7 @@ SEARCH_DEFAULTS = {
 }
 FINAL_DEFAULTS = {
     "image": {"dataset": "digits"},
-    "nas_rnn": {
+    "recurrent": {
         "dataset": "pydoc",
         "epochs": 10,
         "batch_size": 32,

@@ -1,6 +1,12 @@
 """Arch -> keras.Model builders."""
 
-from nas_tf.models.language_model import LanguageModel, build_language_model, make_cell
+from nas_tf.models.language_model import (
+    LanguageModel,
+    build_language_model,
+    make_cell,
+    recurrent_spaces,
+    register_cell_builder,
+)
 from nas_tf.models.nas_cnn import build_nas_cnn
 from nas_tf.models.registry import build_image_model, image_spaces, register_image_builder
 
@@ -11,5 +17,7 @@ __all__ = [
     "build_nas_cnn",
     "image_spaces",
     "make_cell",
+    "recurrent_spaces",
+    "register_cell_builder",
     "register_image_builder",
 ]

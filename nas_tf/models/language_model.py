@@ -16,7 +16,7 @@ state from one window of truncated back-propagation through time to the next
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 from keras import ops
@@ -25,31 +25,57 @@ from nas_tf.layers.nas_cell import NASCell
 from nas_tf.layers.tree_cell import TreeCell
 from nas_tf.spaces.arch import Arch, load_arch
 
-# Cells named by a word; anything else is a nas_rnn arch (object, dict, JSON,
-# file or published name).
+# Cells named by a word; anything else is an arch (object, dict, JSON, file or
+# published name) of a space with a registered cell builder.
 CELL_NAMES = ("lstm", "gru", "nascell")
+
+CellBuilder = Callable[..., keras.layers.Layer]
+_CELL_BUILDERS: dict[str, CellBuilder] = {}
+
+
+def register_cell_builder(space: str, builder: CellBuilder) -> None:
+    """Makes the archs of ``space`` usable as language-model cells.
+
+    Args:
+        space: the search space of the archs (e.g. ``"nas_rnn"``).
+        builder: ``builder(arch, units, recurrent_dropout=..., seed=..., **kwargs)``
+            returning a Keras RNN cell.
+    """
+    _CELL_BUILDERS[space] = builder
+
+
+def recurrent_spaces() -> list[str]:
+    """Spaces whose archs are recurrent cells (language models train them)."""
+    return sorted(_CELL_BUILDERS)
+
+
+register_cell_builder("nas_rnn", lambda arch, units, **kwargs: TreeCell(arch, units, **kwargs))
 
 
 def cell_spec(cell: str | Arch | dict) -> str | dict:
-    """The JSON-able form of a cell choice: a name of :data:`CELL_NAMES` or a nas_rnn arch dict.
+    """The JSON-able form of a cell choice: a name of :data:`CELL_NAMES` or an arch dict.
 
     Raises:
-        ValueError: the cell is neither a known name nor a nas_rnn arch.
+        ValueError: the cell is neither a known name nor an arch of a
+            recurrent space (:func:`recurrent_spaces`).
     """
     if isinstance(cell, str) and cell.lower() in CELL_NAMES:
         return cell.lower()
+    kinds = f"one of {', '.join(CELL_NAMES)} or an arch of the spaces {', '.join(recurrent_spaces())}"
     try:
         arch = load_arch(cell)
     except ValueError as e:
-        raise ValueError(f"cell: {cell!r} is not one of {', '.join(CELL_NAMES)} nor a nas_rnn arch ({e})") from None
-    if arch.space != "nas_rnn":
-        raise ValueError(f"cell: a recurrent cell must be one of {', '.join(CELL_NAMES)} or a nas_rnn arch, "
-                         f"got an arch of space {arch.space!r}")
+        raise ValueError(f"cell: {cell!r} is not {kinds} ({e})") from None
+    if arch.space not in _CELL_BUILDERS:
+        raise ValueError(f"cell: a recurrent cell must be {kinds}, got an arch of space {arch.space!r}")
     return arch.to_dict()
 
 
 def make_cell(cell: str | Arch | dict, units: int, recurrent_dropout: float = 0.0, seed: int | None = None, **kwargs):
-    """One Keras RNN cell: ``"lstm"``, ``"gru"``, ``"nascell"`` or the :class:`TreeCell` of a nas_rnn arch.
+    """One Keras RNN cell: ``"lstm"``, ``"gru"``, ``"nascell"`` or the cell of an arch.
+
+    A ``nas_rnn`` arch gives its :class:`~nas_tf.layers.TreeCell`; other
+    recurrent spaces plug in with :func:`register_cell_builder`.
 
     Args:
         cell: the cell kind (see :func:`cell_spec`).
@@ -66,7 +92,8 @@ def make_cell(cell: str | Arch | dict, units: int, recurrent_dropout: float = 0.
         return keras.layers.GRUCell(units, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
     if spec == "nascell":
         return NASCell(units, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
-    return TreeCell(spec, units, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
+    arch = load_arch(spec)
+    return _CELL_BUILDERS[arch.space](arch, units, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
 
 
 def _state_sizes(cell) -> list[int]:
@@ -91,9 +118,10 @@ class LanguageModel(keras.Model):
 
     Args:
         vocab_size: number of words.
-        cell: ``"lstm"``, ``"gru"``, ``"nascell"``, or a nas_rnn arch (an
-            :class:`~nas_tf.spaces.Arch`, its dict or JSON, a file, a
-            published name) realised by :class:`~nas_tf.layers.TreeCell`.
+        cell: ``"lstm"``, ``"gru"``, ``"nascell"``, or the arch of a
+            recurrent space (an :class:`~nas_tf.spaces.Arch`, its dict or
+            JSON, a file, a published name), e.g. a nas_rnn arch realised by
+            :class:`~nas_tf.layers.TreeCell` (see :func:`make_cell`).
         units: size of every RNN layer.
         num_layers: number of stacked RNN layers.
         embedding_dim: word-vector size (default ``units``).
@@ -253,7 +281,7 @@ class LanguageModel(keras.Model):
         return cls(**config)
 
     def describe(self) -> str:
-        cell = self.cell_spec if isinstance(self.cell_spec, str) else "nas_rnn arch " + json.dumps(self.cell_spec)[:60]
+        cell = self.cell_spec if isinstance(self.cell_spec, str) else "arch " + json.dumps(self.cell_spec)[:60]
         return f"{self.num_layers} x {self.units} {cell}, vocab {self.vocab_size}, tied={self.tie_weights}"
 
 

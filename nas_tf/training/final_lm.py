@@ -89,7 +89,7 @@ def train_final_lm(
     """Trains the language model of a recurrent cell from scratch and saves everything in ``model_dir``.
 
     Args:
-        arch: the cell (a ``nas_rnn`` arch, e.g. ``nas_tf.load_arch("nascell")``).
+        arch: the cell (an arch of a recurrent space, e.g. ``nas_tf.load_arch("nascell")``).
         corpus: the text.
         model_dir: run directory; an interrupted run there is resumed.
         config: training settings.
@@ -103,8 +103,10 @@ def train_final_lm(
     >>> metrics = train_final_lm(nas_tf.load_arch("best_arch.json"), load_pydoc_corpus(), "runs/lm")  # doctest: +SKIP
     >>> metrics["test_perplexity"]  # doctest: +SKIP
     """
-    if arch.space != "nas_rnn":
-        raise ValueError(f"train_final_lm trains nas_rnn cells, got an arch of space {arch.space!r}")
+    from nas_tf.models.language_model import recurrent_spaces
+
+    if arch.space not in recurrent_spaces():
+        raise ValueError(f"train_final_lm trains recurrent cells ({', '.join(recurrent_spaces())}), got space {arch.space!r}")
     claim_run_dir(model_dir, arch)
     keras.utils.set_random_seed(config.seed)
     model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
