@@ -5,10 +5,15 @@
         --model_dir=runs/nas_cnn_final --epochs=20
 
 --arch takes an arch JSON file (any image space, or a nas_rnn recurrent cell)
-or the name of a published architecture. Writes into --model_dir: arch.json,
-checkpoints/ (re-running the same command resumes), metrics.json (per-epoch
-metrics, test accuracy or perplexity, parameters), model.keras and
-saved_model/ (unless --noexport).
+or the name of a published architecture (e.g. nasnet_a, nascell). Writes into
+--model_dir: arch.json, checkpoints/ (re-running the same command resumes),
+metrics.json (per-epoch metrics, test accuracy or perplexity, parameters),
+model.keras and saved_model/ (unless --noexport).
+
+NASNet cells are stacked into an N @ 24F network (--nasnet_cells,
+--nasnet_filters, --nasnet_skeleton) and trained with ScheduledDropPath
+(--drop_path_keep_prob) and an auxiliary head (--aux_head, --aux_weight); the
+NASNet-A CIFAR-10 setting is scripts/presets/nasnet_a_cifar10_final.flags.
 
 A recurrent cell is trained as a language model (the --lm_* flags) on text:
 
@@ -41,7 +46,13 @@ flags.DEFINE_integer("cutout", 0, "CutOut square side (0: off).", lower_bound=0)
 flags.DEFINE_bool("train_on_validation", False, "Also train on the validation split.")
 flags.DEFINE_float("dropout", 0.0, "Dropout before the classifier.", lower_bound=0.0, upper_bound=0.99)
 flags.DEFINE_bool("export", True, "Export a SavedModel to <model_dir>/saved_model.")
+cli.define_nasnet_network_flags(num_cells=2, num_conv_filters=16)
+flags.DEFINE_float("aux_weight", 0.4, "Loss weight of the auxiliary head.", lower_bound=0.0)
 FLAGS = flags.FLAGS
+NASNET_FLAGS = (
+    "nasnet_cells", "nasnet_filters", "nasnet_skeleton", "nasnet_stem_multiplier", "nasnet_skip_reduction",
+    "drop_path_keep_prob", "aux_head", "aux_weight",
+)
 
 
 def train_recurrent(arch) -> None:
@@ -50,7 +61,7 @@ def train_recurrent(arch) -> None:
     from nas_tf.training.final_lm import train_final_lm
 
     cli.apply_defaults(cli.FINAL_DEFAULTS["recurrent"])
-    for name in ("cutout", "train_on_validation", "dropout"):
+    for name in ("cutout", "train_on_validation", "dropout") + NASNET_FLAGS:
         if FLAGS[name].present:
             cli.fail(f"--{name} applies to image architectures; --arch is a recurrent cell (use the --lm_* flags)")
     cli.require_dataset("text", f"a recurrent cell (--arch of space {arch.space})")
@@ -90,6 +101,13 @@ def main(argv):
         data = cli.image_data_from_flags()
     except DatasetUnavailableError as e:
         cli.fail(f"--dataset={FLAGS.dataset}: {e}")
+    builder_options = {"dropout": FLAGS.dropout} if FLAGS.dropout else {}
+    if arch.space == "nasnet":
+        builder_options.update(cli.nasnet_builder_options_from_flags())
+    else:
+        for name in NASNET_FLAGS:
+            if FLAGS[name].present:
+                cli.fail(f"--{name} applies to NASNet architectures; --arch is of space {arch.space}")
     config = FinalImageConfig(
         epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size,
@@ -102,7 +120,8 @@ def main(argv):
         cutout=FLAGS.cutout,
         train_on_validation=FLAGS.train_on_validation,
         seed=FLAGS.seed,
-        builder_options={"dropout": FLAGS.dropout} if FLAGS.dropout else {},
+        aux_weight=FLAGS.aux_weight,
+        builder_options=builder_options,
     )
     try:
         metrics = train_final_image(arch, data, FLAGS.model_dir, config, export=FLAGS.export)

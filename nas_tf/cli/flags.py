@@ -227,6 +227,43 @@ def define_lm_reward_flags() -> None:
     flags.DEFINE_float("reward_c", 80.0, "Recurrent cells: reward = c / (validation perplexity)^2.", lower_bound=1e-12)
 
 
+def define_ppo_flags() -> None:
+    """PPO's own settings (``--algorithm=ppo``)."""
+    flags.DEFINE_float("ppo_clip", 0.2, "PPO: clipping range eps of the probability ratio.", lower_bound=1e-6, upper_bound=0.999)
+    flags.DEFINE_integer("ppo_epochs", 4, "PPO: optimisation epochs over each batch of architectures.", lower_bound=1)
+
+
+def define_nasnet_space_flags() -> None:
+    """The NASNet cell search space."""
+    flags.DEFINE_integer("num_blocks", 5, "NASNet: blocks per cell (B).", lower_bound=1)
+    flags.DEFINE_enum(
+        "op_set", "full", ["full", "reduced"], "NASNet ops: 'full' (the paper's 13) or 'reduced' (the 8 later work kept)."
+    )
+    from nas_tf.spaces.nasnet import COMBINERS
+
+    flags.DEFINE_list("combiners", ",".join(COMBINERS), "NASNet: how a block combines its two results (add, concat).")
+    flags.register_validator("combiners", _names_validator("combiners", COMBINERS))
+
+
+def define_nasnet_network_flags(
+    num_cells: int = 6, num_conv_filters: int = 32, drop_path_keep_prob: float = 1.0, aux_head: bool = False
+) -> None:
+    """How NASNet cells are stacked into a network (N @ 24F), and its training aids."""
+    flags.DEFINE_integer("nasnet_cells", num_cells, "NASNet network: N, normal cells per stage (3 stages).", lower_bound=1)
+    flags.DEFINE_integer(
+        "nasnet_filters", num_conv_filters, "NASNet network: F, filters of the first stage's cells (N @ 24F).", lower_bound=1
+    )
+    flags.DEFINE_enum(
+        "nasnet_skeleton", "cifar", ["cifar", "imagenet"], "NASNet network: 3x3 conv stem, or stride-2 stem + 2 reduction stem cells."
+    )
+    flags.DEFINE_float("nasnet_stem_multiplier", 3.0, "NASNet network: stem filters = multiplier x F (x 32 on ImageNet).", lower_bound=1e-6)
+    flags.DEFINE_bool("nasnet_skip_reduction", False, "NASNet network: the cell after a reduction reads the reduction's h_i-1 (Large).")
+    flags.DEFINE_float(
+        "drop_path_keep_prob", drop_path_keep_prob, "ScheduledDropPath keep probability (1: off).", lower_bound=1e-3, upper_bound=1.0
+    )
+    flags.DEFINE_bool("aux_head", aux_head, "Auxiliary classifier head after the second stage.")
+
+
 # Defaults that depend on what is searched or trained, applied to the flags
 # not given on the command line (or in a --flagfile).
 SEARCH_DEFAULTS = {
@@ -340,6 +377,31 @@ def strategy_from_flags(decisions):
     from nas_tf.controller import ppo  # defined with the NASNet search
 
     return ppo.PPO(controller, **kwargs, **ppo.options_from_flags(FLAGS))
+
+
+def nasnet_space_from_flags():
+    from nas_tf.spaces.nasnet import NASNetSpace
+
+    return NASNetSpace.with_op_set(FLAGS.op_set, num_blocks=FLAGS.num_blocks, combiners=tuple(FLAGS.combiners))
+
+
+def nasnet_builder_options_from_flags() -> dict[str, Any]:
+    """Keyword arguments of ``nas_tf.models.build_nasnet`` from the network flags."""
+    return {
+        "num_cells": FLAGS.nasnet_cells,
+        "num_conv_filters": FLAGS.nasnet_filters,
+        "skeleton": FLAGS.nasnet_skeleton,
+        "stem_multiplier": FLAGS.nasnet_stem_multiplier,
+        "skip_reduction": FLAGS.nasnet_skip_reduction,
+        "drop_path_keep_prob": FLAGS.drop_path_keep_prob,
+        "aux_head": FLAGS.aux_head,
+    }
+
+
+def set_defaults(**values: Any) -> None:
+    """Changes the defaults of flags defined by a shared group (a script's own defaults)."""
+    for name, value in values.items():
+        FLAGS.set_default(name, value)
 
 
 def image_data_from_flags():

@@ -6,7 +6,7 @@ say how to build the child network of an arch and how to train and score it
 (image classifiers: :mod:`nas_tf.search.image_child`; language models:
 :mod:`nas_tf.search.lm_child`); the skeleton is shared:
 
-1. a fresh Keras session and every random generator seeded from the request;
+1. every random generator seeded from the request (Keras' included);
 2. the model built -- a ``ValueError``/``TypeError`` of the builder becomes
    :class:`~nas_tf.search.ChildBuildError`;
 3. children over ``config.max_params`` parameters are refused
@@ -53,7 +53,10 @@ class ChildTrainer(abc.ABC):
 
     def __call__(self, request: ChildRequest) -> ChildResult:
         start = time.time()
-        keras.backend.clear_session(free_memory=False)
+        # No keras.backend.clear_session() here: it resets TensorFlow's default
+        # graph, which makes every tf.function traced so far (the controller's
+        # sampling and update steps) trace again. set_random_seed alone makes the
+        # child reproducible (it also resets Keras' global seed generator).
         keras.utils.set_random_seed(request.seed)
         try:
             model = self.build_model(request.arch)

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import keras
 
 from nas_tf.data.images import ImageData
+from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
 from nas_tf.search.child import ChildTrainer
 from nas_tf.search.evaluator import ChildRequest
@@ -122,6 +123,7 @@ class ImageChildTrainer(ChildTrainer):
             optimizer=optimizer,
             seed=request.seed,
             steps_per_epoch=c.steps_per_epoch or None,
+            progress=attach_training_progress(model),
         )
         reward = accuracy_reward(result.val_accuracy, c.reward_window, c.reward_exponent)
         return reward, {

@@ -18,6 +18,7 @@ from nas_tf.spaces.base import SearchSpace, make_space, register_space, space_na
 from nas_tf.spaces.decisions import Anchor, Categorical, Decision, DecisionList, Select, Skip
 from nas_tf.spaces.nas_cnn import ConvLayer, NASCNNArch, NASCNNSpace
 from nas_tf.spaces.nas_rnn import NASRNNArch, NASRNNSpace, TreeNode, nascell_arch
+from nas_tf.spaces.nasnet import NASNET_OPS, REDUCED_OPS, NASNetArch, NASNetBlock, NASNetCell, NASNetSpace
 
 __all__ = [
     "Anchor",
@@ -30,8 +31,14 @@ __all__ = [
     "DecisionList",
     "NASCNNArch",
     "NASCNNSpace",
+    "NASNET_OPS",
+    "NASNetArch",
+    "NASNetBlock",
+    "NASNetCell",
+    "NASNetSpace",
     "NASRNNArch",
     "NASRNNSpace",
+    "REDUCED_OPS",
     "SearchSpace",
     "Select",
     "Skip",

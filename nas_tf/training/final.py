@@ -9,7 +9,8 @@ accuracy, and writes into ``model_dir``:
   resumes from the last finished epoch;
 * ``metrics.json`` -- per-epoch training and validation metrics, final test
   accuracy, parameter count (rewritten atomically after every epoch);
-* ``model.keras`` -- the trained model (Keras format);
+* ``model.keras`` -- the trained model (Keras format; images to logits,
+  auxiliary heads left out);
 * ``saved_model/`` -- the SavedModel export (``export=True``).
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 import keras
 
 from nas_tf.data.images import ImageData
+from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
 from nas_tf.spaces.arch import Arch
 from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
@@ -52,6 +54,7 @@ class FinalImageConfig:
         cutout: CutOut square side (0: off).
         seed: seed of initialisation, order and augmentation.
         aux_weight: loss weight of auxiliary heads, if the model has any.
+            ScheduledDropPath layers, if any, follow the training progress.
         builder_options: extra keyword arguments of the model builder.
     """
 
@@ -151,6 +154,7 @@ def train_final_image(
             seed=config.seed,
             eval_split="validation" if has_validation else None,
             aux_weight=config.aux_weight,
+            progress=attach_training_progress(model),
             on_epoch_end=save_epoch,
             initial_epoch=checkpoints.epochs_done,
             result=result,
@@ -165,6 +169,10 @@ def train_final_image(
         "test_loss": test_loss,
         "wall_time": result.wall_time,
     }
+    # Auxiliary heads only serve training: the saved model maps images to logits.
+    if len(model.outputs) > 1:
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        model = keras.Model(inputs, model.outputs[0], name=model.name)
     model.save(os.path.join(model_dir, "model.keras"))
     if export:
         from nas_tf.export.saved_model import export_saved_model
