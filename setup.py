@@ -55,7 +55,8 @@ setup(
         "scikit-learn",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # jax: tests/test_nas_cell.py runs NASCell on the JAX backend too.
+        "test": ["pytest>=7", "jax[cpu]"],
         "jax": ["jax[cpu]"],
     },
     classifiers=[

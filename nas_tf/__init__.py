@@ -11,4 +11,22 @@ from nas_tf.spaces import Arch, ArchError, load_arch, make_space
 
 __version__ = "0.1.0"
 
-__all__ = ["Arch", "ArchError", "load_arch", "make_space", "__version__"]
+__all__ = ["Arch", "ArchError", "NASCell", "TreeCell", "load_arch", "make_space", "__version__"]
+
+# Keras layers exported at the top level; imported on first use so that
+# ``import nas_tf`` stays free of TensorFlow.
+_LAZY_LAYERS = {"NASCell": "nas_tf.layers.nas_cell", "TreeCell": "nas_tf.layers.tree_cell"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_LAYERS:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY_LAYERS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nas_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_LAYERS))

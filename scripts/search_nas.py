@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""NAS (Zoph & Le 2017): an LSTM controller learns to design CNNs with REINFORCE.
+"""NAS (Zoph & Le 2017): an LSTM controller learns to design networks with REINFORCE.
 
-Defaults run a small but real search on the embedded 8x8 digits in a few
-minutes on 2 CPU cores:
+Two search spaces share the loop. CNNs (the default) on the embedded 8x8
+digits, a small but real search in a few minutes on 2 CPU cores:
 
     python scripts/search_nas.py --model_dir=runs/nas_cnn
+
+Recurrent cells (the tree space of section 3.4), each trained as a 2-layer
+language model on the embedded text (Python's documentation) or on Penn
+Treebank, reward c / (validation perplexity)^2:
+
+    python scripts/search_nas.py --space=nas_rnn --model_dir=runs/nas_rnn
+    python scripts/search_nas.py --space=nas_rnn --dataset=ptb --data_dir=~/ptb
 
 The paper's CIFAR-10 setting (12,800 children of 50 epochs):
 
@@ -25,11 +32,14 @@ from absl import app, flags  # noqa: E402
 from nas_tf.cli import flags as cli  # noqa: E402
 
 cli.define_run_flags("runs/nas_cnn")
-flags.DEFINE_enum("space", "nas_cnn", ["nas_cnn"], "Search space.")
+flags.DEFINE_enum("space", "nas_cnn", ["nas_cnn", "nas_rnn"], "Search space: CNNs on images, or recurrent cells on text.")
 cli.define_search_flags()
-cli.define_image_data_flags()
+cli.define_data_flags()
 cli.define_child_flags()
 cli.define_nas_cnn_flags()
+cli.define_nas_rnn_flags()
+cli.define_lm_flags()
+cli.define_lm_reward_flags()
 FLAGS = flags.FLAGS
 
 
@@ -37,20 +47,27 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.setup_logging()
+    cli.apply_defaults(cli.SEARCH_DEFAULTS[FLAGS.space])
     from nas_tf.data import DatasetUnavailableError
-    from nas_tf.search import ImageChildTrainer, InProcessEvaluator, MultiTrialSearch, ResumeMismatchError
+    from nas_tf.search import ImageChildTrainer, InProcessEvaluator, LMChildTrainer, MultiTrialSearch, ResumeMismatchError
 
-    space = cli.nas_cnn_space_from_flags()
+    recurrent = FLAGS.space == "nas_rnn"
+    cli.require_dataset("text" if recurrent else "image", f"--space={FLAGS.space}")
     try:
-        data = cli.image_data_from_flags()
+        data = cli.text_data_from_flags() if recurrent else cli.image_data_from_flags()
     except DatasetUnavailableError as e:
         cli.fail(f"--dataset={FLAGS.dataset}: {e}")
-    trainer = ImageChildTrainer(data, cli.child_config_from_flags())
+    if recurrent:
+        space, start_depth = cli.nas_rnn_space_from_flags(), None
+        trainer = LMChildTrainer(data, cli.lm_child_config_from_flags())
+    else:
+        space, start_depth = cli.nas_cnn_space_from_flags(), FLAGS.start_depth
+        trainer = ImageChildTrainer(data, cli.child_config_from_flags())
     search = MultiTrialSearch(
         space,
         cli.strategy_from_flags(space.decisions),
         InProcessEvaluator(trainer, trainer.settings()),
-        cli.search_config_from_flags(start_depth=FLAGS.start_depth),
+        cli.search_config_from_flags(start_depth=start_depth),
     )
     os.makedirs(FLAGS.model_dir, exist_ok=True)
     try:

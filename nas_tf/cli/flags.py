@@ -47,6 +47,22 @@ def define_int_list(name: str, default: str, help: str, allow_empty: bool = Fals
     flags.register_validator(name, _int_list_validator(name, allow_empty, min_value))
 
 
+def _names_validator(name: str, known: Iterable[str]):
+    known = tuple(known)
+
+    def check(values):
+        if not values:
+            raise flags.ValidationError(f"--{name} must not be empty")
+        for v in values:
+            if v not in known:
+                raise flags.ValidationError(f"--{name}: {v!r} is not one of {', '.join(known)}")
+        if len(set(values)) != len(values):
+            raise flags.ValidationError(f"--{name}: values must be distinct, got {','.join(values)}")
+        return True
+
+    return check
+
+
 def int_list(name: str) -> tuple[int, ...]:
     return tuple(int(v) for v in getattr(FLAGS, name))
 
@@ -66,7 +82,7 @@ def define_search_flags(default_algorithm: str = "reinforce", algorithms: Iterab
     flags.DEFINE_integer("num_architectures", 40, "Total child architectures to train.", lower_bound=1)
     flags.DEFINE_integer("archs_per_step", 4, "Architectures per controller step (m).", lower_bound=1)
     flags.DEFINE_enum("algorithm", default_algorithm, list(algorithms), "Search strategy.")
-    flags.DEFINE_float("controller_lr", 6e-4, "Controller Adam learning rate.", lower_bound=0.0)
+    flags.DEFINE_float("controller_lr", 6e-4, "Controller Adam learning rate (6e-4; 5e-4 with --space=nas_rnn).", lower_bound=0.0)
     flags.DEFINE_integer("controller_units", 35, "LSTM units per controller layer.", lower_bound=1)
     flags.DEFINE_integer("controller_layers", 2, "Stacked controller LSTM layers.", lower_bound=1)
     flags.DEFINE_float("controller_init_range", 0.08, "Controller weights start U(-r, r).", lower_bound=0.0)
@@ -90,18 +106,44 @@ def define_image_data_flags(default_dataset: str = "digits") -> None:
     flags.DEFINE_bool("download_data", False, "Let tensorflow-datasets download a missing dataset (needs network).")
 
 
+def define_data_flags() -> None:
+    """--dataset (an image or a text dataset), --data_dir, --download_data.
+
+    The default dataset depends on what is trained (:func:`apply_defaults`):
+    the embedded digits for image architectures, the embedded text for
+    recurrent cells.
+    """
+    from nas_tf.data.images import IMAGE_DATASETS
+    from nas_tf.data.text import TEXT_DATASETS
+
+    flags.DEFINE_enum(
+        "dataset",
+        None,
+        list(IMAGE_DATASETS) + list(TEXT_DATASETS),
+        "Dataset. Images: 'digits' (embedded, no network; the default for image spaces) or 'cifar10' "
+        "(tensorflow-datasets). Text: 'pydoc' (Python's own documentation, embedded, no network; the default "
+        "for recurrent cells) or 'ptb' (Penn Treebank: ptb.train.txt, ptb.valid.txt, ptb.test.txt in --data_dir).",
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Data directory: tensorflow-datasets (or CIFAR-10 pickles), or the PTB text files.",
+    )
+    flags.DEFINE_bool("download_data", False, "Let tensorflow-datasets download a missing dataset (needs network).")
+
+
 def define_child_flags() -> None:
     """How children are trained and rewarded."""
-    flags.DEFINE_integer("child_epochs", 5, "Training epochs per child.", lower_bound=1)
+    flags.DEFINE_integer("child_epochs", 5, "Training epochs per child (default 5; 2 with --space=nas_rnn).", lower_bound=1)
     flags.DEFINE_integer("child_batch_size", 32, "Child batch size.", lower_bound=1)
-    flags.DEFINE_float("child_lr", 0.1, "Child SGD learning rate.", lower_bound=1e-12)
-    flags.DEFINE_float("child_momentum", 0.9, "Child SGD momentum.", lower_bound=0.0, upper_bound=1.0)
-    flags.DEFINE_bool("child_nesterov", True, "Nesterov momentum for children.")
-    flags.DEFINE_float("child_weight_decay", 1e-4, "Child L2 weight decay.", lower_bound=0.0)
+    flags.DEFINE_float("child_lr", 0.1, "Child SGD learning rate (default 0.1; 20 with --space=nas_rnn).", lower_bound=1e-12)
+    flags.DEFINE_float("child_momentum", 0.9, "Child SGD momentum (default 0.9; 0 with --space=nas_rnn).", lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_bool("child_nesterov", True, "Nesterov momentum for children (off with --space=nas_rnn).")
+    flags.DEFINE_float("child_weight_decay", 1e-4, "Child L2 weight decay (default 1e-4; 0 with --space=nas_rnn).", lower_bound=0.0)
     flags.DEFINE_enum("child_lr_schedule", "constant", ["constant", "cosine"], "Child learning-rate schedule.")
     flags.DEFINE_integer("child_steps_per_epoch", 0, "Cap on child steps per epoch (0: full passes).", lower_bound=0)
-    flags.DEFINE_integer("reward_window", 5, "Reward: best validation accuracy of the last N epochs...", lower_bound=1)
-    flags.DEFINE_float("reward_exponent", 3.0, "...raised to this power.", lower_bound=0.0)
+    flags.DEFINE_integer("reward_window", 5, "Reward: best validation score of the last N epochs (5; 1 with --space=nas_rnn)...", lower_bound=1)
+    flags.DEFINE_float("reward_exponent", 3.0, "...raised to this power (image spaces; see --reward_c for recurrent cells).", lower_bound=0.0)
     flags.DEFINE_integer("max_child_params", 0, "Children with more parameters get reward 0 (0: no limit).", lower_bound=0)
 
 
@@ -118,6 +160,160 @@ def define_nas_cnn_flags() -> None:
     flags.DEFINE_integer("depth_increment", 2, "Layers added by the depth schedule.", lower_bound=0)
     flags.DEFINE_integer("depth_increment_every", 1600, "Children between two depth increments.", lower_bound=1)
     flags.DEFINE_integer("max_depth", 0, "Depth where the schedule stops (0: no limit).", lower_bound=0)
+
+
+def define_nas_rnn_flags() -> None:
+    """The NAS recurrent-cell (tree) space."""
+    from nas_tf.spaces.nas_rnn import ACTIVATIONS, COMBINATIONS
+
+    flags.DEFINE_integer("rnn_base", 8, "Leaves of the cell tree (a power of two; 8 in the paper).", lower_bound=2)
+    flags.register_validator(
+        "rnn_base", lambda v: v is None or v & (v - 1) == 0, message="--rnn_base must be a power of two (2, 4, 8, 16, ...)"
+    )
+    for name, default, known in (
+        ("rnn_combinations", COMBINATIONS, COMBINATIONS),
+        ("rnn_activations", ACTIVATIONS, ACTIVATIONS),
+    ):
+        flags.DEFINE_list(name, ",".join(default), f"Choices of the tree nodes, among {', '.join(known)}.")
+        flags.register_validator(name, _names_validator(name, known))
+
+
+def define_lm_flags() -> None:
+    """The language model that trains a recurrent cell (search children and final runs)."""
+    flags.DEFINE_integer(
+        "lm_units",
+        None,
+        "Units of every RNN layer (default: 64 for search children, 200 for final runs).",
+        lower_bound=1,
+    )
+    flags.DEFINE_integer("lm_layers", 2, "Stacked RNN layers.", lower_bound=1)
+    flags.DEFINE_integer("lm_embedding_dim", 0, "Word-vector size (0: --lm_units).", lower_bound=0)
+    flags.DEFINE_bool("lm_tie_weights", True, "Tie the softmax weights to the embedding.")
+    flags.DEFINE_integer("lm_bptt", 35, "Steps of truncated back-propagation through time.", lower_bound=1)
+    flags.DEFINE_float(
+        "lm_embedding_dropout",
+        0.0,
+        "Rate of whole word types dropped from the embedding.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float(
+        "lm_input_dropout",
+        0.0,
+        "Variational dropout on the embedded words.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float(
+        "lm_output_dropout",
+        None,
+        "Variational dropout on every RNN layer's output (default: 0.2 for search children, 0.3 for final runs).",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float(
+        "lm_recurrent_dropout",
+        0.0,
+        "Variational dropout on the recurrent connections.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+    )
+    flags.DEFINE_float("lm_clip_norm", 0.25, "Clip the gradients to this global norm.", lower_bound=1e-9)
+    flags.DEFINE_integer("lm_eval_batch_size", 10, "Rows read in parallel for validation and test.", lower_bound=1)
+
+
+def define_lm_reward_flags() -> None:
+    """The reward of recurrent-cell children."""
+    flags.DEFINE_float("reward_c", 80.0, "Recurrent cells: reward = c / (validation perplexity)^2.", lower_bound=1e-12)
+
+
+def define_ppo_flags() -> None:
+    """PPO's own settings (``--algorithm=ppo``)."""
+    flags.DEFINE_float("ppo_clip", 0.2, "PPO: clipping range eps of the probability ratio.", lower_bound=1e-6, upper_bound=0.999)
+    flags.DEFINE_integer("ppo_epochs", 4, "PPO: optimisation epochs over each batch of architectures.", lower_bound=1)
+
+
+def define_nasnet_space_flags() -> None:
+    """The NASNet cell search space."""
+    flags.DEFINE_integer("num_blocks", 5, "NASNet: blocks per cell (B).", lower_bound=1)
+    flags.DEFINE_enum(
+        "op_set", "full", ["full", "reduced"], "NASNet ops: 'full' (the paper's 13) or 'reduced' (the 8 later work kept)."
+    )
+    from nas_tf.spaces.nasnet import COMBINERS
+
+    flags.DEFINE_list("combiners", ",".join(COMBINERS), "NASNet: how a block combines its two results (add, concat).")
+    flags.register_validator("combiners", _names_validator("combiners", COMBINERS))
+
+
+def define_nasnet_network_flags(
+    num_cells: int = 6, num_conv_filters: int = 32, drop_path_keep_prob: float = 1.0, aux_head: bool = False
+) -> None:
+    """How NASNet cells are stacked into a network (N @ 24F), and its training aids."""
+    flags.DEFINE_integer("nasnet_cells", num_cells, "NASNet network: N, normal cells per stage (3 stages).", lower_bound=1)
+    flags.DEFINE_integer(
+        "nasnet_filters", num_conv_filters, "NASNet network: F, filters of the first stage's cells (N @ 24F).", lower_bound=1
+    )
+    flags.DEFINE_enum(
+        "nasnet_skeleton", "cifar", ["cifar", "imagenet"], "NASNet network: 3x3 conv stem, or stride-2 stem + 2 reduction stem cells."
+    )
+    flags.DEFINE_float("nasnet_stem_multiplier", 3.0, "NASNet network: stem filters = multiplier x F (x 32 on ImageNet).", lower_bound=1e-6)
+    flags.DEFINE_bool("nasnet_skip_reduction", False, "NASNet network: the cell after a reduction reads the reduction's h_i-1 (Large).")
+    flags.DEFINE_float(
+        "drop_path_keep_prob", drop_path_keep_prob, "ScheduledDropPath keep probability (1: off).", lower_bound=1e-3, upper_bound=1.0
+    )
+    flags.DEFINE_bool("aux_head", aux_head, "Auxiliary classifier head after the second stage.")
+
+
+# Defaults that depend on what is searched or trained, applied to the flags
+# not given on the command line (or in a --flagfile).
+SEARCH_DEFAULTS = {
+    "nas_cnn": {"model_dir": "runs/nas_cnn", "dataset": "digits"},
+    "nas_rnn": {
+        "model_dir": "runs/nas_rnn",
+        "dataset": "pydoc",
+        "controller_lr": 5e-4,
+        "child_epochs": 2,
+        "child_lr": 20.0,
+        "child_momentum": 0.0,
+        "child_nesterov": False,
+        "child_weight_decay": 0.0,
+        "reward_window": 1,
+        "lm_units": 64,
+        "lm_output_dropout": 0.2,
+    },
+}
+FINAL_DEFAULTS = {
+    "image": {"dataset": "digits"},
+    "recurrent": {
+        "dataset": "pydoc",
+        "epochs": 10,
+        "batch_size": 32,
+        "lr": 20.0,
+        "momentum": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+        "lm_units": 200,
+        "lm_output_dropout": 0.3,
+    },
+}
+
+
+def apply_defaults(defaults: dict[str, Any]) -> None:
+    """Sets the flags in ``defaults`` that the user did not give (defined flags only)."""
+    for name, value in defaults.items():
+        if name in FLAGS and not FLAGS[name].present:
+            FLAGS[name].value = value
+
+
+def require_dataset(kind: str, context: str) -> str:
+    """The --dataset value; fails with a clear message if it is not an ``"image"``/``"text"`` dataset."""
+    from nas_tf.data.images import IMAGE_DATASETS
+    from nas_tf.data.text import TEXT_DATASETS
+
+    known = IMAGE_DATASETS if kind == "image" else TEXT_DATASETS
+    if FLAGS.dataset not in known:
+        fail(f"--dataset={FLAGS.dataset}: {context} needs a {kind} dataset: {', '.join(known)}")
+    return FLAGS.dataset
 
 
 # ---------------------------------------------------------------- builders
@@ -183,10 +379,113 @@ def strategy_from_flags(decisions):
     return ppo.PPO(controller, **kwargs, **ppo.options_from_flags(FLAGS))
 
 
+def nasnet_space_from_flags():
+    from nas_tf.spaces.nasnet import NASNetSpace
+
+    return NASNetSpace.with_op_set(FLAGS.op_set, num_blocks=FLAGS.num_blocks, combiners=tuple(FLAGS.combiners))
+
+
+def nasnet_builder_options_from_flags() -> dict[str, Any]:
+    """Keyword arguments of ``nas_tf.models.build_nasnet`` from the network flags."""
+    return {
+        "num_cells": FLAGS.nasnet_cells,
+        "num_conv_filters": FLAGS.nasnet_filters,
+        "skeleton": FLAGS.nasnet_skeleton,
+        "stem_multiplier": FLAGS.nasnet_stem_multiplier,
+        "skip_reduction": FLAGS.nasnet_skip_reduction,
+        "drop_path_keep_prob": FLAGS.drop_path_keep_prob,
+        "aux_head": FLAGS.aux_head,
+    }
+
+
+def set_defaults(**values: Any) -> None:
+    """Changes the defaults of flags defined by a shared group (a script's own defaults)."""
+    for name, value in values.items():
+        FLAGS.set_default(name, value)
+
+
 def image_data_from_flags():
     from nas_tf.data.images import load_image_data
 
-    return load_image_data(FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download_data)
+    return load_image_data(FLAGS.dataset or "digits", data_dir=FLAGS.data_dir, download=FLAGS.download_data)
+
+
+def text_data_from_flags():
+    from nas_tf.data.text import load_text_data
+
+    return load_text_data(FLAGS.dataset or "pydoc", data_dir=FLAGS.data_dir)
+
+
+def nas_rnn_space_from_flags():
+    from nas_tf.spaces.nas_rnn import NASRNNSpace
+
+    return NASRNNSpace(
+        base=FLAGS.rnn_base,
+        combinations=tuple(FLAGS.rnn_combinations),
+        activations=tuple(FLAGS.rnn_activations),
+    )
+
+
+def lm_model_options_from_flags() -> dict[str, Any]:
+    """:class:`~nas_tf.models.LanguageModel` arguments from the --lm_* flags."""
+    if FLAGS.lm_tie_weights and FLAGS.lm_embedding_dim and FLAGS.lm_embedding_dim != FLAGS.lm_units:
+        fail(
+            f"--lm_tie_weights needs --lm_embedding_dim ({FLAGS.lm_embedding_dim}) equal to --lm_units "
+            f"({FLAGS.lm_units}); use --nolm_tie_weights or drop --lm_embedding_dim"
+        )
+    return {
+        "units": FLAGS.lm_units,
+        "num_layers": FLAGS.lm_layers,
+        "embedding_dim": FLAGS.lm_embedding_dim or None,
+        "tie_weights": FLAGS.lm_tie_weights,
+        "embedding_dropout": FLAGS.lm_embedding_dropout,
+        "input_dropout": FLAGS.lm_input_dropout,
+        "output_dropout": FLAGS.lm_output_dropout,
+        "recurrent_dropout": FLAGS.lm_recurrent_dropout,
+    }
+
+
+def final_lm_config_from_flags():
+    """The final language-model training of scripts/train_final.py (its flags and the --lm_* flags)."""
+    from nas_tf.training.final_lm import FinalLMConfig
+
+    return FinalLMConfig(
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        bptt=FLAGS.lm_bptt,
+        learning_rate=FLAGS.lr,
+        momentum=FLAGS.momentum,
+        nesterov=FLAGS.nesterov,
+        lr_schedule=FLAGS.lr_schedule,
+        min_learning_rate=FLAGS.min_lr,
+        clip_norm=FLAGS.lm_clip_norm,
+        weight_decay=FLAGS.weight_decay,
+        eval_batch_size=FLAGS.lm_eval_batch_size,
+        seed=FLAGS.seed,
+        model_options=lm_model_options_from_flags(),
+    )
+
+
+def lm_child_config_from_flags():
+    from nas_tf.search.lm_child import LMChildConfig
+
+    return LMChildConfig(
+        epochs=FLAGS.child_epochs,
+        batch_size=FLAGS.child_batch_size,
+        bptt=FLAGS.lm_bptt,
+        learning_rate=FLAGS.child_lr,
+        momentum=FLAGS.child_momentum,
+        nesterov=FLAGS.child_nesterov,
+        clip_norm=FLAGS.lm_clip_norm,
+        weight_decay=FLAGS.child_weight_decay,
+        lr_schedule=FLAGS.child_lr_schedule,
+        reward_c=FLAGS.reward_c,
+        reward_window=FLAGS.reward_window,
+        max_params=FLAGS.max_child_params,
+        steps_per_epoch=FLAGS.child_steps_per_epoch,
+        eval_batch_size=FLAGS.lm_eval_batch_size,
+        model_options=lm_model_options_from_flags(),
+    )
 
 
 def child_config_from_flags(**builder_options: Any):

@@ -5,8 +5,34 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Callable
 
 import keras
+
+
+def _atomic_export(export_dir: str, write: Callable[[str], None]) -> str:
+    """Runs ``write(tmp_dir)`` next to ``export_dir`` and moves the result into place.
+
+    An interrupted export never leaves a half-written SavedModel behind; an
+    existing one is replaced.
+    """
+    export_dir = os.path.abspath(export_dir)
+    parent = os.path.dirname(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(export_dir) + ".", dir=parent)
+    try:
+        write(tmp)
+        if os.path.exists(export_dir):
+            old = export_dir + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(export_dir, old)
+            os.replace(tmp, export_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, export_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return export_dir
 
 
 def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = False) -> str:
@@ -30,20 +56,43 @@ def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = Fals
     >>> import tensorflow as tf
     >>> tf.saved_model.load("runs/final/saved_model").serve(images)  # doctest: +SKIP
     """
-    export_dir = os.path.abspath(export_dir)
-    parent = os.path.dirname(export_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(export_dir) + ".", dir=parent)
-    try:
-        model.export(tmp, format="tf_saved_model", verbose=verbose)
-        if os.path.exists(export_dir):
-            old = export_dir + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(export_dir, old)
-            os.replace(tmp, export_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, export_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return export_dir
+    return _atomic_export(export_dir, lambda tmp: model.export(tmp, format="tf_saved_model", verbose=verbose))
+
+
+def export_language_model(model, export_dir: str) -> str:
+    """Exports a :class:`~nas_tf.models.LanguageModel` as a SavedModel (atomically).
+
+    Two endpoints, usable from plain TensorFlow or TF Serving without nas_tf:
+
+    * ``serve(tokens)`` -- int32 ``[batch, T]`` -> logits ``[batch, T, vocab]``,
+      starting from zero states;
+    * ``serve_with_state(tokens, state_0, ..., state_k)`` -> ``{"logits": ...,
+      "state_0": ..., ...}``: continue from the states of the previous call
+      (their sizes are ``model.state_sizes()``), e.g. for streaming text.
+
+    Args:
+        model: a built language model.
+        export_dir: destination directory.
+
+    Returns:
+        ``export_dir``.
+    """
+    from nas_tf.models.language_model import lm_serving_signature
+
+    signature = lm_serving_signature(model)
+
+    def serve(tokens):
+        return model(tokens, training=False)[0]
+
+    def serve_with_state(tokens, *states):
+        logits, new_states = model(tokens, states=list(states), training=False)
+        return {"logits": logits, **{f"state_{i}": s for i, s in enumerate(new_states)}}
+
+    def write(tmp: str) -> None:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", serve, input_signature=signature[:1])
+        archive.add_endpoint("serve_with_state", serve_with_state, input_signature=signature)
+        archive.write_out(tmp, verbose=False)
+
+    return _atomic_export(export_dir, write)

@@ -1,6 +1,28 @@
 """Arch -> keras.Model builders."""
 
+from nas_tf.models.language_model import (
+    LanguageModel,
+    build_language_model,
+    make_cell,
+    recurrent_spaces,
+    register_cell_builder,
+)
 from nas_tf.models.nas_cnn import build_nas_cnn
+from nas_tf.models.nasnet import build_nasnet, nasnet_a_cifar, nasnet_a_large, nasnet_a_mobile
 from nas_tf.models.registry import build_image_model, image_spaces, register_image_builder
 
-__all__ = ["build_image_model", "build_nas_cnn", "image_spaces", "register_image_builder"]
+__all__ = [
+    "LanguageModel",
+    "build_image_model",
+    "build_language_model",
+    "build_nas_cnn",
+    "build_nasnet",
+    "image_spaces",
+    "make_cell",
+    "nasnet_a_cifar",
+    "nasnet_a_large",
+    "nasnet_a_mobile",
+    "recurrent_spaces",
+    "register_cell_builder",
+    "register_image_builder",
+]

@@ -9,7 +9,9 @@ from nas_tf.search.evaluator import (
     InProcessEvaluator,
     failure_result,
 )
+from nas_tf.search.child import ChildTrainer
 from nas_tf.search.image_child import ImageChildConfig, ImageChildTrainer, accuracy_reward
+from nas_tf.search.lm_child import LMChildConfig, LMChildTrainer, perplexity_reward
 from nas_tf.search.multi_trial import MultiTrialSearch, ResumeMismatchError, SearchConfig, child_seed
 
 __all__ = [
@@ -17,14 +19,18 @@ __all__ = [
     "ChildRequest",
     "ChildResult",
     "ChildTooLarge",
+    "ChildTrainer",
     "Evaluator",
     "ImageChildConfig",
     "ImageChildTrainer",
     "InProcessEvaluator",
+    "LMChildConfig",
+    "LMChildTrainer",
     "MultiTrialSearch",
     "ResumeMismatchError",
     "SearchConfig",
     "accuracy_reward",
     "child_seed",
     "failure_result",
+    "perplexity_reward",
 ]

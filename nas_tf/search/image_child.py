@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
-import time
 from typing import Any, Sequence
 
 import keras
 
 from nas_tf.data.images import ImageData
+from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
-from nas_tf.search.evaluator import ChildBuildError, ChildRequest, ChildResult, ChildTooLarge, failure_result
+from nas_tf.search.child import ChildTrainer
+from nas_tf.search.evaluator import ChildRequest
+from nas_tf.spaces.arch import Arch
 from nas_tf.training.classifier import make_sgd, train_classifier
 
 
@@ -81,14 +82,14 @@ class ImageChildConfig:
             raise ValueError("weight_decay, max_params and steps_per_epoch must be >= 0")
 
 
-class ImageChildTrainer:
+class ImageChildTrainer(ChildTrainer):
     """Builds, trains and scores one child on an image dataset.
 
     Called with a :class:`ChildRequest`, it seeds everything from the request
     seed, builds the child with the arch's registered builder, trains it on the
     training split, evaluates the validation split every epoch and returns the
     reward :func:`accuracy_reward`. Failures raise; the evaluator turns them
-    into reward-0 results.
+    into reward-0 results (the shared skeleton: :class:`~nas_tf.search.child.ChildTrainer`).
 
     Args:
         data: the dataset.
@@ -102,52 +103,31 @@ class ImageChildTrainer:
     def settings(self) -> dict[str, Any]:
         return {"dataset": self.data.name, **dataclasses.asdict(self.config)}
 
-    def __call__(self, request: ChildRequest) -> ChildResult:
+    def build_model(self, arch: Arch) -> keras.Model:
         c = self.config
-        start = time.time()
-        keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(request.seed)
-        try:
-            model = build_image_model(
-                request.arch,
-                self.data.input_shape,
-                self.data.num_classes,
-                weight_decay=c.weight_decay,
-                **c.builder_options,
-            )
-        except (ValueError, TypeError) as e:
-            raise ChildBuildError(str(e)) from e
-        params = int(model.count_params())
-        if c.max_params and params > c.max_params:
-            raise ChildTooLarge(f"{params} parameters > max_params={c.max_params}")
+        return build_image_model(
+            arch, self.data.input_shape, self.data.num_classes, weight_decay=c.weight_decay, **c.builder_options
+        )
+
+    def train_and_score(self, model: keras.Model, request: ChildRequest) -> tuple[float, dict[str, Any]]:
+        c = self.config
         steps = c.steps_per_epoch or -(-self.data.size("train") // c.batch_size)
         optimizer = make_sgd(
             c.learning_rate, c.momentum, c.nesterov, schedule=c.lr_schedule, total_steps=steps * c.epochs
         )
-        try:
-            result = train_classifier(
-                model,
-                self.data,
-                epochs=c.epochs,
-                batch_size=c.batch_size,
-                optimizer=optimizer,
-                seed=request.seed,
-                steps_per_epoch=c.steps_per_epoch or None,
-            )
-        except Exception as e:
-            return failure_result(request.index, e, time.time() - start, params=params)
-        finally:
-            del model
-            gc.collect()
-        reward = accuracy_reward(result.val_accuracy, c.reward_window, c.reward_exponent)
-        return ChildResult(
-            index=request.index,
-            reward=reward,
-            metrics={
-                "val_accuracy": max(result.val_accuracy[-c.reward_window :]),
-                "val_accuracies": [round(a, 6) for a in result.val_accuracy],
-                "train_loss": round(result.train_loss[-1], 6),
-                "params": params,
-            },
-            wall_time=time.time() - start,
+        result = train_classifier(
+            model,
+            self.data,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            optimizer=optimizer,
+            seed=request.seed,
+            steps_per_epoch=c.steps_per_epoch or None,
+            progress=attach_training_progress(model),
         )
+        reward = accuracy_reward(result.val_accuracy, c.reward_window, c.reward_exponent)
+        return reward, {
+            "val_accuracy": max(result.val_accuracy[-c.reward_window :]),
+            "val_accuracies": [round(a, 6) for a in result.val_accuracy],
+            "train_loss": round(result.train_loss[-1], 6),
+        }

@@ -345,14 +345,15 @@ class MultiTrialSearch:
     def _log_child(self, row: dict, total: int) -> None:
         best = self.best()
         status = "" if row["status"] == "ok" else f" FAILED ({row['status']}: {row['reason']})"
-        acc = row["val_accuracy"]
+        acc, ppl = row["val_accuracy"], row["metrics"].get("val_perplexity")
+        score = f" val_acc {acc:.4f}" if acc is not None else f" val_ppl {ppl:.2f}" if ppl is not None else ""
         log.info(
-            "child %d/%d step %d: reward %.4f%s%s params %s %.1fs | best %.4f",
+            "child %d/%d step %d: reward %.4g%s%s params %s %.1fs | best %.4g",
             row["child"] + 1,
             total,
             row["step"],
             row["reward"],
-            f" val_acc {acc:.4f}" if acc is not None else "",
+            score,
             status,
             row["params"],
             row["wall_time"],
@@ -374,7 +375,7 @@ class MultiTrialSearch:
         elapsed = time.time() - start_time
         extra = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("baseline", "loss"))
         log.info(
-            "step %d done: %d/%d children, mean reward %.4f, best %.4f%s%s, %.0fs",
+            "step %d done: %d/%d children, mean reward %.4g, best %.4g%s%s, %.0fs",
             step + 1,
             done,
             total,

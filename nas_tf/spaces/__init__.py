@@ -17,6 +17,8 @@ from nas_tf.spaces.arch import (
 from nas_tf.spaces.base import SearchSpace, make_space, register_space, space_names
 from nas_tf.spaces.decisions import Anchor, Categorical, Decision, DecisionList, Select, Skip
 from nas_tf.spaces.nas_cnn import ConvLayer, NASCNNArch, NASCNNSpace
+from nas_tf.spaces.nas_rnn import NASRNNArch, NASRNNSpace, TreeNode, nascell_arch
+from nas_tf.spaces.nasnet import NASNET_OPS, REDUCED_OPS, NASNetArch, NASNetBlock, NASNetCell, NASNetSpace
 
 __all__ = [
     "Anchor",
@@ -29,14 +31,24 @@ __all__ = [
     "DecisionList",
     "NASCNNArch",
     "NASCNNSpace",
+    "NASNET_OPS",
+    "NASNetArch",
+    "NASNetBlock",
+    "NASNetCell",
+    "NASNetSpace",
+    "NASRNNArch",
+    "NASRNNSpace",
+    "REDUCED_OPS",
     "SearchSpace",
     "Select",
     "Skip",
+    "TreeNode",
     "arch_from_dict",
     "arch_types",
     "load_arch",
     "make_space",
     "named_archs",
+    "nascell_arch",
     "register_arch",
     "register_named_arch",
     "register_space",

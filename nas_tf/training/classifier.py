@@ -45,6 +45,7 @@ def make_sgd(
     schedule: str = "constant",
     total_steps: int | None = None,
     min_learning_rate: float = 0.0,
+    clip_norm: float | None = None,
 ) -> keras.optimizers.Optimizer:
     """SGD with (Nesterov) momentum and a constant or cosine learning rate.
 
@@ -56,6 +57,7 @@ def make_sgd(
             to ``min_learning_rate`` over ``total_steps``).
         total_steps: steps of the whole run (needed for ``"cosine"``).
         min_learning_rate: final learning rate of the cosine schedule.
+        clip_norm: clip the gradients to this global norm (None: no clipping).
     """
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
@@ -69,7 +71,9 @@ def make_sgd(
         )
     else:
         raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
-    return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov)
+    if clip_norm is not None and clip_norm <= 0:
+        raise ValueError(f"clip_norm must be > 0 or None, got {clip_norm}")
+    return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm)
 
 
 def _split_outputs(outputs):

@@ -9,25 +9,26 @@ accuracy, and writes into ``model_dir``:
   resumes from the last finished epoch;
 * ``metrics.json`` -- per-epoch training and validation metrics, final test
   accuracy, parameter count (rewritten atomically after every epoch);
-* ``model.keras`` -- the trained model (Keras format);
+* ``model.keras`` -- the trained model (Keras format; images to logits,
+  auxiliary heads left out);
 * ``saved_model/`` -- the SavedModel export (``export=True``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from nas_tf.data.images import ImageData
+from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
 from nas_tf.spaces.arch import Arch
+from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
 from nas_tf.training.classifier import TrainResult, evaluate_classifier, make_sgd, train_classifier
 from nas_tf.utils.io import atomic_write_json
 
@@ -53,6 +54,7 @@ class FinalImageConfig:
         cutout: CutOut square side (0: off).
         seed: seed of initialisation, order and augmentation.
         aux_weight: loss weight of auxiliary heads, if the model has any.
+            ScheduledDropPath layers, if any, follow the training progress.
         builder_options: extra keyword arguments of the model builder.
     """
 
@@ -110,15 +112,8 @@ def train_final_image(
 
     >>> metrics = train_final_image(nas_tf.load_arch("best_arch.json"), load_digits(), "runs/final")  # doctest: +SKIP
     """
-    os.makedirs(model_dir, exist_ok=True)
     data = _merged(data, config)
-    arch_path = os.path.join(model_dir, "arch.json")
-    if os.path.exists(arch_path):
-        from nas_tf.spaces.arch import load_arch
-
-        if load_arch(arch_path).to_dict() != arch.to_dict():
-            raise ValueError(f"{model_dir} holds the final training of another architecture ({arch_path})")
-    arch.to_json(arch_path)
+    claim_run_dir(model_dir, arch)
     keras.utils.set_random_seed(config.seed)
     model = build_image_model(
         arch, data.input_shape, data.num_classes, weight_decay=config.weight_decay, **config.builder_options
@@ -133,24 +128,14 @@ def train_final_image(
         min_learning_rate=config.min_learning_rate,
     )
     optimizer.build(model.trainable_variables)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(model_dir, "checkpoints"), max_to_keep=2)
-    metrics_path = os.path.join(model_dir, "metrics.json")
-    result = TrainResult()
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        with open(metrics_path, "r", encoding="utf-8") as f:
-            saved = json.load(f)
-        result = TrainResult(**saved["history"])
-        log.info("resumed %s after epoch %d", manager.latest_checkpoint, int(epoch))
+    checkpoints = EpochCheckpoints(model_dir, model=model, optimizer=optimizer)
+    saved = checkpoints.restore()
+    result = TrainResult(**saved["history"]) if saved else TrainResult()
     params = int(model.count_params())
     base = {"arch_file": "arch.json", "params": params, "dataset": data.name, "config": dataclasses.asdict(config)}
 
     def save_epoch(e: int, r: TrainResult) -> None:
-        epoch.assign(e + 1)
-        manager.save(checkpoint_number=e + 1)
-        atomic_write_json(metrics_path, {**base, "epochs_done": e + 1, "history": dataclasses.asdict(r)})
+        checkpoints.save(e + 1, {**base, "epochs_done": e + 1, "history": dataclasses.asdict(r)})
         val = f" val_acc {r.val_accuracy[-1]:.4f}" if r.val_accuracy else ""
         log.info(
             "epoch %d/%d: loss %.4f train_acc %.4f%s (%.0fs)",
@@ -159,7 +144,7 @@ def train_final_image(
 
     has_validation = "validation" in data.splits and not config.train_on_validation
     start = time.time()
-    if int(epoch) < config.epochs:
+    if checkpoints.epochs_done < config.epochs:
         result = train_classifier(
             model,
             data,
@@ -169,8 +154,9 @@ def train_final_image(
             seed=config.seed,
             eval_split="validation" if has_validation else None,
             aux_weight=config.aux_weight,
+            progress=attach_training_progress(model),
             on_epoch_end=save_epoch,
-            initial_epoch=int(epoch),
+            initial_epoch=checkpoints.epochs_done,
             result=result,
         )
     test_loss, test_acc = evaluate_classifier(model, data.batches("test", 256))
@@ -183,12 +169,16 @@ def train_final_image(
         "test_loss": test_loss,
         "wall_time": result.wall_time,
     }
+    # Auxiliary heads only serve training: the saved model maps images to logits.
+    if len(model.outputs) > 1:
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        model = keras.Model(inputs, model.outputs[0], name=model.name)
     model.save(os.path.join(model_dir, "model.keras"))
     if export:
         from nas_tf.export.saved_model import export_saved_model
 
         export_saved_model(model, os.path.join(model_dir, "saved_model"))
         metrics["saved_model"] = "saved_model"
-    atomic_write_json(metrics_path, metrics)
+    atomic_write_json(checkpoints.metrics_path, metrics)
     log.info("test accuracy %.4f (%d parameters, %.0fs)", test_acc, params, time.time() - start)
     return metrics

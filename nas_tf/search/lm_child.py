@@ -1,0 +1,150 @@
+"""Training one language-model child (a recurrent cell) and turning it into a reward.
+
+The NAS recurrent search (Zoph & Le 2017, 4.2): every sampled cell is trained
+as a 2-layer word-level language model and rewarded ``c / (validation
+perplexity)^2`` with ``c = 80``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from nas_tf.data.text import TextCorpus
+from nas_tf.models.language_model import build_language_model
+from nas_tf.search.child import ChildTrainer
+from nas_tf.search.evaluator import ChildRequest
+from nas_tf.spaces.arch import Arch
+from nas_tf.training.classifier import make_sgd
+from nas_tf.training.language_model import train_language_model
+
+
+def perplexity_reward(perplexities: Sequence[float], c: float = 80.0, window: int = 1) -> float:
+    """The NAS recurrent-search reward ``c / ppl ** 2`` (Zoph & Le 2017).
+
+    Args:
+        perplexities: validation perplexity after every epoch.
+        c: the constant (80 in the paper).
+        window: use the best (lowest) perplexity of the last ``window`` epochs.
+
+    Example:
+
+    >>> perplexity_reward([120.0, 80.0])
+    0.0125
+    """
+    if not len(perplexities):
+        raise ValueError("no validation perplexity to compute a reward from")
+    if window < 1 or c <= 0:
+        raise ValueError(f"window must be >= 1 and c > 0, got {window}, {c}")
+    best = float(np.min(perplexities[-window:]))
+    return float(c / best**2)
+
+
+@dataclasses.dataclass(frozen=True)
+class LMChildConfig:
+    """How a recurrent-cell child is trained during the search.
+
+    A 2-layer language model of the sampled cell, trained with plain SGD and
+    gradient clipping (Zaremba et al. 2014) for a few epochs; small by default
+    so a search runs on a CPU.
+
+    Args:
+        epochs: training epochs per child.
+        batch_size: rows read in parallel.
+        bptt: steps of truncated back-propagation through time.
+        learning_rate: SGD learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        clip_norm: global gradient-norm clipping.
+        weight_decay: L2 penalty on all weights.
+        lr_schedule: ``"constant"`` or ``"cosine"``.
+        reward_c: the constant c of the reward ``c / ppl^2``.
+        reward_window: the reward uses the best perplexity of the last
+            this-many epochs.
+        max_params: children with more parameters get reward 0 untrained
+            (0: no limit).
+        steps_per_epoch: cap on the windows of an epoch (0: the whole split).
+        eval_batch_size: rows read in parallel during validation.
+        model_options: :class:`~nas_tf.models.LanguageModel` arguments
+            (``units``, ``num_layers``, ``tie_weights``, dropouts, ...).
+    """
+
+    epochs: int = 2
+    batch_size: int = 32
+    bptt: int = 35
+    learning_rate: float = 20.0
+    momentum: float = 0.0
+    nesterov: bool = False
+    clip_norm: float = 0.25
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    reward_c: float = 80.0
+    reward_window: int = 1
+    max_params: int = 0
+    steps_per_epoch: int = 0
+    eval_batch_size: int = 10
+    model_options: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"units": 64, "num_layers": 2, "tie_weights": True, "output_dropout": 0.2}
+    )
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "bptt", "reward_window", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.clip_norm <= 0 or self.reward_c <= 0:
+            raise ValueError("learning_rate, clip_norm and reward_c must be > 0")
+        if self.weight_decay < 0 or self.max_params < 0 or self.steps_per_epoch < 0:
+            raise ValueError("weight_decay, max_params and steps_per_epoch must be >= 0")
+
+
+class LMChildTrainer(ChildTrainer):
+    """Trains the language model of one sampled cell and scores it ``c / ppl^2``.
+
+    Args:
+        corpus: the text (train and validation splits).
+        config: the child training settings.
+
+    Example:
+
+    >>> trainer = LMChildTrainer(load_pydoc_corpus())  # doctest: +SKIP
+    >>> evaluator = InProcessEvaluator(trainer, trainer.settings())  # doctest: +SKIP
+    """
+
+    def __init__(self, corpus: TextCorpus, config: LMChildConfig = LMChildConfig()):
+        self.corpus = corpus
+        self.config = config
+
+    def settings(self) -> dict[str, Any]:
+        return {"dataset": self.corpus.name, "vocab_size": self.corpus.vocab_size, **dataclasses.asdict(self.config)}
+
+    def build_model(self, arch: Arch) -> keras.Model:
+        return build_language_model(self.corpus.vocab_size, arch, **self.config.model_options)
+
+    def train_and_score(self, model: keras.Model, request: ChildRequest) -> tuple[float, dict[str, Any]]:
+        c = self.config
+        windows = self.corpus.num_windows("train", c.batch_size, c.bptt)
+        steps = min(windows, c.steps_per_epoch) if c.steps_per_epoch else windows
+        optimizer = make_sgd(
+            c.learning_rate, c.momentum, c.nesterov, schedule=c.lr_schedule,
+            total_steps=max(1, steps * c.epochs), clip_norm=c.clip_norm,
+        )
+        result = train_language_model(
+            model,
+            self.corpus,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            bptt=c.bptt,
+            optimizer=optimizer,
+            weight_decay=c.weight_decay,
+            eval_batch_size=c.eval_batch_size,
+            steps_per_epoch=c.steps_per_epoch or None,
+        )
+        reward = perplexity_reward(result.val_perplexity, c.reward_c, c.reward_window)
+        return reward, {
+            "val_perplexity": round(min(result.val_perplexity[-c.reward_window :]), 4),
+            "val_perplexities": [round(p, 4) for p in result.val_perplexity],
+            "train_perplexity": round(result.train_perplexity[-1], 4),
+        }

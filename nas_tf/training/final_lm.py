@@ -1,0 +1,186 @@
+"""Final training of a discovered recurrent cell as a language model (resumable).
+
+``train_final_lm`` builds a :class:`~nas_tf.models.LanguageModel` of the cell
+(a ``nas_rnn`` arch, realised by :class:`~nas_tf.layers.TreeCell`), trains it
+with SGD and gradient clipping by truncated BPTT, reports validation and test
+perplexity, and writes into ``model_dir`` (the same layout as the image path,
+:mod:`nas_tf.training.final`):
+
+* ``arch.json`` -- the trained cell;
+* ``checkpoints/`` -- model, optimizer and epoch after every epoch: re-running
+  resumes from the last finished epoch;
+* ``metrics.json`` -- per-epoch train and validation perplexity, test
+  perplexity, parameter count (rewritten atomically after every epoch);
+* ``model.keras`` -- the trained model (Keras format; ``import nas_tf.models``
+  before loading it);
+* ``saved_model/`` -- the SavedModel export (``export=True``), with the
+  endpoints ``serve(tokens)`` and ``serve_with_state(tokens, *states)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import keras
+
+from nas_tf.data.text import TextCorpus
+from nas_tf.models.language_model import build_language_model
+from nas_tf.spaces.arch import Arch
+from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
+from nas_tf.training.classifier import make_sgd
+from nas_tf.training.language_model import LMTrainResult, evaluate_perplexity, train_language_model
+from nas_tf.utils.io import atomic_write_json
+
+log = logging.getLogger("nas_tf.final")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalLMConfig:
+    """Settings of the final training of a recurrent cell.
+
+    Args:
+        epochs: training epochs.
+        batch_size: rows read in parallel.
+        bptt: steps of truncated back-propagation through time.
+        learning_rate: initial SGD learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        lr_schedule: ``"cosine"`` (single period, to ``min_learning_rate``) or
+            ``"constant"``.
+        min_learning_rate: final learning rate of the cosine schedule.
+        clip_norm: global gradient-norm clipping.
+        weight_decay: L2 penalty on all weights.
+        eval_batch_size: rows read in parallel for validation and test.
+        seed: seed of initialisation and dropout.
+        model_options: :class:`~nas_tf.models.LanguageModel` arguments
+            (``units``, ``num_layers``, ``tie_weights``, dropouts, ...).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    bptt: int = 35
+    learning_rate: float = 20.0
+    momentum: float = 0.0
+    nesterov: bool = False
+    lr_schedule: str = "cosine"
+    min_learning_rate: float = 0.0
+    clip_norm: float = 0.25
+    weight_decay: float = 0.0
+    eval_batch_size: int = 10
+    seed: int = 0
+    model_options: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"units": 200, "num_layers": 2, "tie_weights": True, "output_dropout": 0.3}
+    )
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "bptt", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def train_final_lm(
+    arch: Arch, corpus: TextCorpus, model_dir: str, config: FinalLMConfig = FinalLMConfig(), export: bool = True
+) -> dict[str, Any]:
+    """Trains the language model of a recurrent cell from scratch and saves everything in ``model_dir``.
+
+    Args:
+        arch: the cell (an arch of a recurrent space, e.g. ``nas_tf.load_arch("nascell")``).
+        corpus: the text.
+        model_dir: run directory; an interrupted run there is resumed.
+        config: training settings.
+        export: also export a SavedModel to ``model_dir/saved_model``.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+
+    Example:
+
+    >>> metrics = train_final_lm(nas_tf.load_arch("best_arch.json"), load_pydoc_corpus(), "runs/lm")  # doctest: +SKIP
+    >>> metrics["test_perplexity"]  # doctest: +SKIP
+    """
+    from nas_tf.models.language_model import recurrent_spaces
+
+    if arch.space not in recurrent_spaces():
+        raise ValueError(f"train_final_lm trains recurrent cells ({', '.join(recurrent_spaces())}), got space {arch.space!r}")
+    claim_run_dir(model_dir, arch)
+    keras.utils.set_random_seed(config.seed)
+    model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
+    steps = corpus.num_windows("train", config.batch_size, config.bptt)
+    optimizer = make_sgd(
+        config.learning_rate,
+        config.momentum,
+        config.nesterov,
+        schedule=config.lr_schedule,
+        total_steps=max(1, steps * config.epochs),
+        min_learning_rate=config.min_learning_rate,
+        clip_norm=config.clip_norm,
+    )
+    optimizer.build(model.trainable_variables)
+    checkpoints = EpochCheckpoints(model_dir, model=model, optimizer=optimizer)
+    params = int(model.count_params())
+    base = {
+        "arch_file": "arch.json",
+        "params": params,
+        "dataset": corpus.name,
+        "vocab_size": corpus.vocab_size,
+        "config": dataclasses.asdict(config),
+    }
+    saved = None
+    if checkpoints.manager.latest_checkpoint:
+        import json
+
+        with open(checkpoints.metrics_path, "r", encoding="utf-8") as f:
+            previous = json.load(f)
+        if (previous.get("dataset"), previous.get("vocab_size")) != (corpus.name, corpus.vocab_size):
+            raise ValueError(
+                f"{model_dir} holds a run on dataset {previous.get('dataset')!r} "
+                f"(vocabulary {previous.get('vocab_size')}), not {corpus.name!r} ({corpus.vocab_size})"
+            )
+        saved = checkpoints.restore()
+    result = LMTrainResult(**saved["history"]) if saved else LMTrainResult()
+
+    def save_epoch(e: int, r: LMTrainResult) -> None:
+        checkpoints.save(e + 1, {**base, "epochs_done": e + 1, "history": dataclasses.asdict(r)})
+        log.info(
+            "epoch %d/%d: train_ppl %.2f val_ppl %.2f (%.0fs)",
+            e + 1, config.epochs, r.train_perplexity[-1], r.val_perplexity[-1], r.wall_time,
+        )
+
+    start = time.time()
+    if checkpoints.epochs_done < config.epochs:
+        result = train_language_model(
+            model,
+            corpus,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            bptt=config.bptt,
+            optimizer=optimizer,
+            weight_decay=config.weight_decay,
+            eval_batch_size=config.eval_batch_size,
+            on_epoch_end=save_epoch,
+            initial_epoch=checkpoints.epochs_done,
+            result=result,
+        )
+    test_ppl = evaluate_perplexity(model, corpus, "test", config.eval_batch_size, config.bptt)
+    metrics = {
+        **base,
+        "epochs_done": config.epochs,
+        "history": dataclasses.asdict(result),
+        "val_perplexity": result.val_perplexity[-1] if result.val_perplexity else None,
+        "test_perplexity": test_ppl if math.isfinite(test_ppl) else None,
+        "wall_time": result.wall_time,
+    }
+    model.save(os.path.join(model_dir, "model.keras"))
+    if export:
+        from nas_tf.export.saved_model import export_language_model
+
+        export_language_model(model, os.path.join(model_dir, "saved_model"))
+        metrics["saved_model"] = "saved_model"
+    atomic_write_json(checkpoints.metrics_path, metrics)
+    log.info("test perplexity %.2f (%d parameters, %.0fs)", test_ppl, params, time.time() - start)
+    return metrics

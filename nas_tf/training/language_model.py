@@ -1,0 +1,183 @@
+"""Training and evaluating word-level language models (children and final runs).
+
+Truncated back-propagation through time with carried state (Zaremba et al.
+2014): every split is cut into ``batch_size`` contiguous rows and read in
+windows of ``bptt`` steps; the RNN state at the end of one window is the
+initial state of the next (gradients stop at the window border) and is reset
+to zero at the start of every epoch and of every evaluation. Perplexity is
+``exp(mean negative log-likelihood per token)``.
+
+Like :mod:`nas_tf.training.classifier` this is a custom loop: a child whose
+loss becomes NaN stops at once with :class:`ChildDiverged`, and the validation
+perplexity of every epoch feeds the reward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from nas_tf.data.text import TextCorpus
+from nas_tf.training.classifier import ChildDiverged, _PerModel
+
+
+@dataclasses.dataclass
+class LMTrainResult:
+    """Per-epoch metrics of one language-model training run."""
+
+    train_perplexity: list[float] = dataclasses.field(default_factory=list)
+    val_perplexity: list[float] = dataclasses.field(default_factory=list)
+    steps: int = 0
+    wall_time: float = 0.0
+
+
+def _specs(model) -> tuple:
+    tokens = tf.TensorSpec((None, None), tf.int32)
+    states = [tf.TensorSpec((None, s), tf.float32) for s in model.state_sizes()]
+    return tokens, tokens, states
+
+
+def _make_eval_step(model):
+    def eval_step(x, y, states):
+        logits, new_states = model(x, states=states, training=False)
+        loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        return tf.reduce_sum(loss), new_states
+
+    return tf.function(_PerModel(eval_step), input_signature=_specs(model))
+
+
+def evaluate_perplexity(
+    model, corpus: TextCorpus, split: str = "validation", batch_size: int = 10, bptt: int = 35, eval_fn=None
+) -> float:
+    """Perplexity of ``model`` on a split, reading it in order with carried state.
+
+    Args:
+        model: a :class:`~nas_tf.models.LanguageModel` (or any model with the
+            same call and ``initial_states``).
+        corpus: the corpus.
+        split: the split to read.
+        batch_size: rows read in parallel.
+        bptt: window length.
+        eval_fn: a compiled evaluation step (made here if None).
+
+    Returns:
+        ``exp(total negative log-likelihood / tokens)``.
+    """
+    eval_fn = eval_fn or _make_eval_step(model)
+    states = model.initial_states(batch_size)
+    total, count = 0.0, 0
+    for x, y in corpus.windows(split, batch_size, bptt):
+        loss_sum, states = eval_fn(tf.constant(x), tf.constant(y), states)
+        total += float(loss_sum)
+        count += y.size
+    if count == 0:
+        raise ValueError(f"split {split!r} of {corpus.name!r} is empty")
+    mean = total / count
+    return math.exp(mean) if mean < 700 else math.inf
+
+
+def train_language_model(
+    model,
+    corpus: TextCorpus,
+    *,
+    epochs: int,
+    batch_size: int,
+    bptt: int,
+    optimizer: keras.optimizers.Optimizer,
+    weight_decay: float = 0.0,
+    eval_split: str | None = "validation",
+    eval_batch_size: int = 10,
+    steps_per_epoch: int | None = None,
+    on_epoch_end: Callable[[int, LMTrainResult], None] | None = None,
+    initial_epoch: int = 0,
+    result: LMTrainResult | None = None,
+) -> LMTrainResult:
+    """Trains a language model with truncated BPTT and evaluates it every epoch.
+
+    Args:
+        model: a :class:`~nas_tf.models.LanguageModel`, built.
+        corpus: the corpus (``"train"`` split, and ``eval_split``).
+        epochs: epochs to reach (counting ``initial_epoch``).
+        batch_size: rows read in parallel.
+        bptt: window length of truncated back-propagation through time.
+        optimizer: the optimizer (built here); clip gradients through its
+            ``global_clipnorm``.
+        weight_decay: L2 penalty ``weight_decay / 2 * sum(w ** 2)`` over all
+            trainable weights.
+        eval_split: split evaluated after every epoch (None: no evaluation).
+        eval_batch_size: rows of the evaluation.
+        steps_per_epoch: cap on the windows of an epoch; consecutive epochs
+            then read consecutive stretches of the training split.
+        on_epoch_end: called with ``(epoch, result so far)``.
+        initial_epoch: epochs already done (resuming).
+        result: metrics of the epochs already done, extended in place.
+
+    Returns:
+        An :class:`LMTrainResult`.
+
+    Raises:
+        ChildDiverged: the training loss or the validation perplexity is not finite.
+    """
+    if epochs < 1 or batch_size < 1 or bptt < 1:
+        raise ValueError(f"epochs, batch_size and bptt must be >= 1, got {epochs}, {batch_size}, {bptt}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    variables = model.trainable_variables
+    optimizer.build(variables)
+    decay = float(weight_decay)
+
+    def train_step(x, y, states):
+        with tf.GradientTape() as tape:
+            logits, new_states = model(x, states=states, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            total = loss
+            if decay:
+                total += 0.5 * decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+        grads = tape.gradient(total, variables)
+        optimizer.apply(grads, variables)
+        return loss, [tf.stop_gradient(s) for s in new_states]
+
+    train_step = tf.function(_PerModel(train_step), input_signature=_specs(model))
+    eval_step = _make_eval_step(model)
+    n_windows = corpus.num_windows("train", batch_size, bptt)
+    if n_windows < 1:
+        raise ValueError(f"the training split of {corpus.name!r} is too short for batch_size {batch_size}")
+    per_epoch = min(n_windows, steps_per_epoch) if steps_per_epoch else n_windows
+    result = result if result is not None else LMTrainResult()
+    start = time.time() - result.wall_time
+    step = result.steps
+    for epoch in range(initial_epoch, epochs):
+        first = (epoch * per_epoch) % n_windows if per_epoch < n_windows else 0
+        if first + per_epoch > n_windows:
+            first = 0
+        states = model.initial_states(batch_size)
+        total, count = 0.0, 0
+        for k, (x, y) in enumerate(corpus.windows("train", batch_size, bptt)):
+            if k < first:
+                continue
+            if k >= first + per_epoch:
+                break
+            loss, states = train_step(tf.constant(x), tf.constant(y), states)
+            loss = float(loss)
+            step += 1
+            if not math.isfinite(loss):
+                raise ChildDiverged(f"training loss became {loss} at epoch {epoch + 1}, step {step}")
+            total += loss * y.size
+            count += y.size
+        result.train_perplexity.append(math.exp(min(total / count, 700.0)))
+        if eval_split:
+            ppl = evaluate_perplexity(model, corpus, eval_split, eval_batch_size, bptt, eval_step)
+            if not math.isfinite(ppl):
+                raise ChildDiverged(f"validation perplexity became {ppl} at epoch {epoch + 1}")
+            result.val_perplexity.append(ppl)
+        result.steps = step
+        result.wall_time = time.time() - start
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, result)
+    return result
+
