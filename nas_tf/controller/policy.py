@@ -200,13 +200,13 @@ class Controller(keras.Model):
                 x = tf.gather(embedding, action)
                 out.append(action[:, None])
             elif isinstance(d, (Skip, Select)):
-                n = d.num_candidates
+                n, first = d.num_candidates, getattr(d, "first_candidate", 0)
                 if n > 0:
-                    keys = tf.stack(anchor_keys[:n], axis=1)  # [batch, n, h]
+                    keys = tf.stack(anchor_keys[first : first + n], axis=1)  # [batch, n, h]
                     query = tf.matmul(out_h, self.w_curr)[:, None, :]
                     scores = tf.squeeze(tf.matmul(tf.tanh(keys + query), self.attention_v), -1)  # [batch, n]
                     scores = self._shape_logits(scores)
-                    values = tf.stack(anchors[:n], axis=1)
+                    values = tf.stack(anchors[first : first + n], axis=1)
                 if isinstance(d, Skip):
                     if n > 0:
                         if tokens is None:

@@ -1,7 +1,7 @@
 """ENAS macro networks: the shared-weight supernet and the standalone child.
 
 Both are built from the same pieces (:func:`macro_branch`,
-:class:`~nas_tf.layers.reduction.FactorizedReduction`), so a child built from
+:class:`~nas_tf.layers.cell_ops.FactorizedReduction`), so a child built from
 an arch computes exactly what the supernet computes for that arch when the
 selected weights are copied over (tested).
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from nas_tf.layers.reduction import FactorizedReduction
+from nas_tf.layers.cell_ops import FactorizedReduction
 from nas_tf.models.registry import register_image_builder
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace
 
@@ -95,7 +95,10 @@ class _MacroPieces:
         self.reductions = {
             k: [
                 FactorizedReduction(
-                    2 * _channels(filters, reduce_after, k), regularizer=regularizer, momentum=momentum, epsilon=epsilon,
+                    2 * _channels(filters, reduce_after, k),
+                    kernel_regularizer=regularizer,
+                    batch_norm_momentum=momentum,
+                    batch_norm_epsilon=epsilon,
                     name=f"reduce{k}_node{i}",
                 )
                 for i in range(k + 2)

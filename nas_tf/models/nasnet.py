@@ -62,7 +62,14 @@ class _State:
 class _Builder:
     """Builds the cells of one network (shared settings, cell numbering, names)."""
 
-    def __init__(self, drop_path_keep_prob: float, total_cells: int, layer_settings: dict[str, Any]):
+    def __init__(
+        self,
+        drop_path_keep_prob: float,
+        total_cells: int,
+        layer_settings: dict[str, Any],
+        adjust_first_prev: bool = False,
+    ):
+        self.adjust_first_prev = adjust_first_prev
         self.drop_path_keep_prob = drop_path_keep_prob
         self.total_cells = total_cells
         self.settings = layer_settings
@@ -70,8 +77,11 @@ class _Builder:
 
     def cell(self, cell: NASNetCell, x: _State, prev: _State | None, filters: int, reduction: bool, name: str) -> _State:
         s = self.settings
-        if prev is None:
+        first = prev is None
+        if first:
             prev = x
+        if first and not self.adjust_first_prev:
+            pass  # the released code and Keras read the stem unadjusted in the first cell
         elif prev.level < x.level:
             if x.level - prev.level != 1:
                 raise ValueError(f"{name}: h_i-1 is {x.level - prev.level} reductions larger than h_i")
@@ -160,6 +170,7 @@ def build_nasnet(
     batch_norm_momentum: float = 0.9,
     batch_norm_epsilon: float = 1e-5,
     kernel_initializer: Any = "he_normal",
+    adjust_first_prev: bool = False,
     include_top: bool = True,
     pooling: str | None = None,
     classifier_activation: str | None = None,
@@ -193,6 +204,10 @@ def build_nasnet(
         batch_norm_momentum: batch-norm moving-average momentum.
         batch_norm_epsilon: batch-norm epsilon.
         kernel_initializer: initializer of the conv kernels.
+        adjust_first_prev: in the first cell, where ``h_{i-1}`` is the stem
+            itself, adjust it to the cell's filters like any other
+            ``h_{i-1}`` (ReLU -> 1x1 conv -> BN; the ENAS code does this). Off:
+            the released code and Keras, which read the raw stem there.
         include_top: end with global pooling and the classifier; otherwise
             the last cell's activations (see ``pooling``).
         pooling: without top, ``None`` (4-D output), ``"avg"`` or ``"max"``.
@@ -253,7 +268,7 @@ def build_nasnet(
     bn = dict(momentum=batch_norm_momentum, epsilon=batch_norm_epsilon)
     imagenet = skeleton == "imagenet"
     total_cells = 3 * num_cells + 2 + (2 if imagenet else 0)
-    cells = _Builder(drop_path_keep_prob, total_cells, settings)
+    cells = _Builder(drop_path_keep_prob, total_cells, settings, adjust_first_prev)
 
     def scaled(scale: float) -> int:
         return max(1, int(filters * scale))

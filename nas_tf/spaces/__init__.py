@@ -19,6 +19,8 @@ from nas_tf.spaces.decisions import Anchor, Categorical, Decision, DecisionList,
 from nas_tf.spaces.nas_cnn import ConvLayer, NASCNNArch, NASCNNSpace
 from nas_tf.spaces.nas_rnn import NASRNNArch, NASRNNSpace, TreeNode, nascell_arch
 from nas_tf.spaces.nasnet import NASNET_OPS, REDUCED_OPS, NASNetArch, NASNetBlock, NASNetCell, NASNetSpace
+from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer
+from nas_tf.spaces.enas_micro import EnasMicroSpace
 
 __all__ = [
     "Anchor",
@@ -29,6 +31,9 @@ __all__ = [
     "ConvLayer",
     "Decision",
     "DecisionList",
+    "EnasMacroArch",
+    "EnasMacroSpace",
+    "EnasMicroSpace",
     "NASCNNArch",
     "NASCNNSpace",
     "NASNET_OPS",
@@ -38,6 +43,7 @@ __all__ = [
     "NASNetSpace",
     "NASRNNArch",
     "NASRNNSpace",
+    "MacroLayer",
     "REDUCED_OPS",
     "SearchSpace",
     "Select",

@@ -127,21 +127,30 @@ class Skip:
 
 @dataclasses.dataclass(frozen=True)
 class Select:
-    """One of the earlier anchors ``0 .. num_candidates - 1`` (softmax attention).
+    """One of ``num_candidates`` earlier anchors (softmax attention).
+
+    The candidates are the anchors ``first_candidate .. first_candidate +
+    num_candidates - 1``; the value (and token) is the position among them,
+    ``0 .. num_candidates - 1``. ``first_candidate`` lets one decision list hold
+    several cells whose nodes choose only among their own cell's anchors.
 
     Args:
         name: unique name of the decision.
         num_candidates: number of earlier anchors to choose from (at least 1).
         anchor: optional index of an anchor this step writes as well.
+        first_candidate: index of the first candidate anchor.
     """
 
     name: str
     num_candidates: int
     anchor: int | None = None
+    first_candidate: int = 0
 
     def __post_init__(self):
         if self.num_candidates < 1:
             raise ValueError(f"decision {self.name!r}: num_candidates must be >= 1, got {self.num_candidates}")
+        if self.first_candidate < 0:
+            raise ValueError(f"decision {self.name!r}: first_candidate must be >= 0, got {self.first_candidate}")
 
     @property
     def num_tokens(self) -> int:
@@ -237,9 +246,11 @@ class DecisionList:
         self.num_anchors: int = len(anchors)
         written = 0
         for d in self.decisions:
-            if isinstance(d, (Skip, Select)) and d.num_candidates > written:
+            first = getattr(d, "first_candidate", 0)
+            if isinstance(d, (Skip, Select)) and first + d.num_candidates > written:
                 raise ValueError(
-                    f"decision {d.name!r} chooses among {d.num_candidates} anchors but only {written} exist before it"
+                    f"decision {d.name!r} chooses among anchors {first}..{first + d.num_candidates - 1} "
+                    f"but only {written} exist before it"
                 )
             if getattr(d, "anchor", None) is not None:
                 written += 1
