@@ -81,6 +81,11 @@ def define_search_flags(default_algorithm: str = "reinforce", algorithms: Iterab
     """The multi-trial loop and the controller."""
     flags.DEFINE_integer("num_architectures", 40, "Total child architectures to train.", lower_bound=1)
     flags.DEFINE_integer("archs_per_step", 4, "Architectures per controller step (m).", lower_bound=1)
+    define_controller_flags(default_algorithm, algorithms)
+
+
+def define_controller_flags(default_algorithm: str = "reinforce", algorithms: Iterable[str] = ("reinforce", "random")) -> None:
+    """The controller and its policy-gradient optimiser."""
     flags.DEFINE_enum("algorithm", default_algorithm, list(algorithms), "Search strategy.")
     flags.DEFINE_float("controller_lr", 6e-4, "Controller Adam learning rate (6e-4; 5e-4 with --space=nas_rnn).", lower_bound=0.0)
     flags.DEFINE_integer("controller_units", 35, "LSTM units per controller layer.", lower_bound=1)
@@ -90,6 +95,46 @@ def define_search_flags(default_algorithm: str = "reinforce", algorithms: Iterab
     flags.DEFINE_float("entropy_weight", 0.0, "Weight of the entropy bonus (0: off).", lower_bound=0.0)
     flags.DEFINE_float("temperature", None, "Divide controller logits by this (unset: off).", lower_bound=1e-6)
     flags.DEFINE_float("tanh_constant", None, "Squash controller logits to C*tanh(logits) (unset: off).", lower_bound=1e-6)
+
+
+def define_enas_flags() -> None:
+    """ENAS: the space, the supernet, the one-shot loop, the ENAS controller options, the retraining."""
+    flags.DEFINE_enum("space", "micro", ["macro", "micro", "rnn"], "ENAS search space.")
+    flags.DEFINE_integer("num_epochs", 4, "Search epochs (each: one shared-weights pass, then the controller steps).", lower_bound=1)
+    flags.DEFINE_integer("controller_steps", 10, "Controller updates per epoch.", lower_bound=0)
+    flags.DEFINE_integer("controller_aggregate", 5, "Architectures per controller update (k).", lower_bound=1)
+    flags.DEFINE_integer("derive_samples", 16, "Architectures sampled at the end; the best on validation is kept.", lower_bound=1)
+    flags.DEFINE_integer("derive_batches", 2, "Validation minibatches each derived architecture is scored on.", lower_bound=1)
+    flags.DEFINE_float("controller_beta1", 0.0, "Controller Adam beta_1 (0 in the authors' code).", lower_bound=0.0, upper_bound=0.999)
+    flags.DEFINE_float("controller_epsilon", 1e-3, "Controller Adam epsilon (1e-3 in the authors' code).", lower_bound=0.0)
+    flags.DEFINE_enum("entropy_mode", "reward", ["reward", "loss"], "Entropy bonus added to the reward (ENAS) or to the loss.")
+    flags.DEFINE_enum("baseline_update", "before", ["before", "after"], "Update the baseline before the advantage (ENAS code) or after.")
+    flags.DEFINE_float("skip_target", 0.4, "Macro: target skip-connection probability of the KL penalty.", lower_bound=1e-6, upper_bound=0.999999)
+    flags.DEFINE_float("skip_weight", 0.8, "Macro: weight of the skip KL penalty (0: off).", lower_bound=0.0)
+    flags.DEFINE_integer("enas_layers", 12, "Macro: layers of the network (L).", lower_bound=1)
+    flags.DEFINE_integer("enas_nodes", 5, "Micro: computed nodes per cell (B).", lower_bound=1)
+    flags.DEFINE_integer("enas_cells", 1, "Micro: normal cells per stage (N).", lower_bound=1)
+    flags.DEFINE_integer("enas_filters", 8, "Supernet filters (micro: F of the first stage; macro: channels).", lower_bound=2)
+    flags.DEFINE_enum(
+        "op_selection", "merged", ["merged", "switch", "all"],
+        "How the supernet runs the chosen op: merged (one separable conv path, fast to trace), switch (only the "
+        "chosen op; slow to trace), all (every candidate, as the authors' code).",
+    )
+    flags.DEFINE_integer("shared_batch_size", 64, "Shared weights: minibatch size (also of the reward batches).", lower_bound=1)
+    flags.DEFINE_float("shared_lr_max", 0.05, "Shared weights: learning rate at every warm restart.", lower_bound=1e-12)
+    flags.DEFINE_float("shared_lr_min", 0.0005, "Shared weights: learning rate at the end of a cosine period.", lower_bound=0.0)
+    flags.DEFINE_integer("shared_lr_t0", 10, "Shared weights: first cosine period in epochs.", lower_bound=1)
+    flags.DEFINE_integer("shared_lr_t_mul", 2, "Shared weights: growth of the period at every restart.", lower_bound=1)
+    flags.DEFINE_float("shared_weight_decay", 1e-4, "Shared weights: L2 weight decay.", lower_bound=0.0)
+    flags.DEFINE_float("shared_grad_clip", 5.0, "Shared weights: global gradient-norm clip (0: off).", lower_bound=0.0)
+    flags.DEFINE_integer("shared_steps_per_epoch", 0, "Shared weights: cap on steps per pass (0: one full pass).", lower_bound=0)
+    flags.DEFINE_integer("final_epochs", 10, "Retrain the derived arch from scratch for this many epochs (0: skip).", lower_bound=0)
+    flags.DEFINE_integer("final_cells", 1, "Retraining (micro): normal cells per stage of the final network.", lower_bound=1)
+    flags.DEFINE_integer("final_filters", 16, "Retraining (micro): F of the final network.", lower_bound=2)
+    flags.DEFINE_float("final_drop_path_keep_prob", 1.0, "Retraining (micro): ScheduledDropPath keep probability.", lower_bound=1e-6, upper_bound=1.0)
+    flags.DEFINE_integer("final_cutout", 0, "Retraining (images): CutOut square side (0: off).", lower_bound=0)
+    flags.DEFINE_bool("final_aux_head", False, "Retraining (micro): auxiliary head after the second stage.")
+    flags.DEFINE_bool("export", True, "Export the retrained model as a SavedModel.")
 
 
 def define_image_data_flags(default_dataset: str = "digits") -> None:
@@ -282,6 +327,47 @@ SEARCH_DEFAULTS = {
         "lm_output_dropout": 0.2,
     },
 }
+# ENAS defaults per space (the authors' code where it is sound; sizes that fit
+# the embedded data on 2 CPU cores). Presets in scripts/presets/ give the
+# paper's and the official code's full settings.
+ENAS_DEFAULTS = {
+    "micro": {
+        "model_dir": "runs/enas_micro",
+        "dataset": "digits",
+        "controller_lr": 3.5e-3,
+        "controller_units": 64,
+        "controller_layers": 1,
+        "controller_init_range": 0.1,
+        "tanh_constant": 1.1,
+        "entropy_weight": 1e-4,
+        "baseline_decay": 0.99,
+    },
+    "macro": {
+        "model_dir": "runs/enas_macro",
+        "dataset": "digits",
+        "controller_lr": 1e-3,
+        "controller_units": 64,
+        "controller_layers": 1,
+        "controller_init_range": 0.1,
+        "tanh_constant": 1.5,
+        "entropy_weight": 1e-4,
+        "baseline_decay": 0.99,
+        "enas_filters": 16,
+        "enas_layers": 6,
+    },
+    "rnn": {
+        "model_dir": "runs/enas_rnn",
+        "dataset": "pydoc",
+        "controller_lr": 3.5e-4,
+        "controller_units": 64,
+        "controller_layers": 1,
+        "controller_init_range": 0.1,
+        "temperature": 5.0,
+        "tanh_constant": 2.25,
+        "entropy_weight": 1e-5,
+        "baseline_decay": 0.999,
+    },
+}
 FINAL_DEFAULTS = {
     "image": {"dataset": "digits"},
     "recurrent": {
@@ -372,6 +458,15 @@ def strategy_from_flags(decisions):
         entropy_weight=FLAGS.entropy_weight,
         seed=FLAGS.seed,
     )
+    if "controller_beta1" in FLAGS:  # the ENAS options (define_enas_flags)
+        kwargs.update(
+            beta_1=FLAGS.controller_beta1,
+            epsilon=FLAGS.controller_epsilon,
+            entropy_mode=FLAGS.entropy_mode,
+            baseline_update=FLAGS.baseline_update,
+            skip_target=FLAGS.skip_target,
+            skip_weight=FLAGS.skip_weight,
+        )
     if FLAGS.algorithm == "reinforce":
         return Reinforce(controller, **kwargs)
     from nas_tf.controller import ppo  # defined with the NASNet search
@@ -504,6 +599,62 @@ def child_config_from_flags(**builder_options: Any):
         max_params=FLAGS.max_child_params,
         steps_per_epoch=FLAGS.child_steps_per_epoch,
         builder_options=builder_options,
+    )
+
+
+def enas_space_from_flags():
+    """The ENAS space named by --space."""
+    if FLAGS.space == "micro":
+        from nas_tf.spaces.enas_micro import EnasMicroSpace
+
+        return EnasMicroSpace(num_nodes=FLAGS.enas_nodes)
+    if FLAGS.space == "macro":
+        from nas_tf.spaces.enas_macro import EnasMacroSpace
+
+        return EnasMacroSpace(num_layers=FLAGS.enas_layers)
+    raise ValueError(f"--space={FLAGS.space}: not an image space")
+
+
+def enas_image_supernet_from_flags(space, data):
+    """The macro or micro supernet for ``space`` and ``data``."""
+    options = dict(filters=FLAGS.enas_filters, weight_decay=FLAGS.shared_weight_decay)
+    if FLAGS.space == "micro":
+        from nas_tf.models.enas_micro import EnasMicroSupernet
+
+        return EnasMicroSupernet(space, data.num_classes, num_cells=FLAGS.enas_cells, op_selection=FLAGS.op_selection, **options)
+    from nas_tf.models.enas_macro import EnasMacroSupernet
+
+    if FLAGS.op_selection == "merged":  # the macro ops have no merged form: one switch per layer
+        return EnasMacroSupernet(space, data.num_classes, op_selection="switch", **options)
+    return EnasMacroSupernet(space, data.num_classes, op_selection=FLAGS.op_selection, **options)
+
+
+def shared_training_config_from_flags():
+    from nas_tf.search.image_supernet import SharedTrainingConfig
+
+    return SharedTrainingConfig(
+        batch_size=FLAGS.shared_batch_size,
+        lr_max=FLAGS.shared_lr_max,
+        lr_min=FLAGS.shared_lr_min,
+        lr_t0=FLAGS.shared_lr_t0,
+        lr_t_mul=FLAGS.shared_lr_t_mul,
+        grad_clip=FLAGS.shared_grad_clip,
+        steps_per_epoch=FLAGS.shared_steps_per_epoch,
+        seed=FLAGS.seed,
+    )
+
+
+def one_shot_config_from_flags():
+    from nas_tf.search.one_shot import OneShotConfig
+
+    return OneShotConfig(
+        model_dir=FLAGS.model_dir,
+        num_epochs=FLAGS.num_epochs,
+        controller_steps=FLAGS.controller_steps,
+        controller_aggregate=FLAGS.controller_aggregate,
+        derive_samples=FLAGS.derive_samples,
+        derive_batches=FLAGS.derive_batches,
+        seed=FLAGS.seed,
     )
 
 
