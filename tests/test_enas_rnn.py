@@ -87,7 +87,8 @@ def test_cell_matches_the_numpy_reference():
         x = rng.normal(size=(3, 5)).astype(np.float32)
         h = rng.normal(size=(3, 6)).astype(np.float32)
         out, (state,) = cell(x, [h])
-        want = _reference_cell(arch, x, h, *(w.numpy() for w in (cell.kernel, cell.recurrent_kernel, cell.node_kernel)))
+        want = _reference_cell(arch, x, h, cell.kernel.numpy(), cell.recurrent_kernel.numpy(),
+                               [w.numpy() for w in cell.node_kernels])
         np.testing.assert_allclose(out, want, atol=1e-5)
         np.testing.assert_allclose(state, out)
     again = EnasRnnCell.from_config(cell.get_config())

@@ -8,7 +8,9 @@ is the mean of the arch's output nodes. No biases, no batch norm.
 
 Weights: ``kernel`` ``[D, 2 * units]`` and ``recurrent_kernel``
 ``[units, 2 * units]`` (node 0; the authors' ``w_prev`` is these two stacked),
-``node_kernel`` ``[L, units, 2 * units]`` (row ``l - 1`` is ``W_l``). Columns
+``node_kernel_1`` .. ``node_kernel_L`` ``[units, 2 * units]`` (``W_l``; one
+variable per node: slicing one stacked variable inside the time loop would
+make every step's gradient as large as all nodes' weights). Columns
 ``0 .. units-1`` of every product are the candidate ``h``, the rest the gate
 ``t``.
 
@@ -66,7 +68,7 @@ class EnasRnnCell(_DropoutMixin, keras.layers.Layer):
 
     >>> cell = EnasRnnCell("enas_rnn", units=16)
     >>> rnn = keras.layers.RNN(cell, return_sequences=True)
-    >>> rnn(np.zeros((4, 10, 8), "float32")).shape
+    >>> tuple(rnn(np.zeros((4, 10, 8), "float32")).shape)
     (4, 10, 16)
     """
 
@@ -106,9 +108,10 @@ class EnasRnnCell(_DropoutMixin, keras.layers.Layer):
         self.recurrent_kernel = self.add_weight(
             name="recurrent_kernel", shape=(self.units, width), initializer=self.recurrent_initializer
         )
-        self.node_kernel = self.add_weight(
-            name="node_kernel", shape=(self.arch.num_nodes, self.units, width), initializer=self.kernel_initializer
-        )
+        self.node_kernels = [
+            self.add_weight(name=f"node_kernel_{k}", shape=(self.units, width), initializer=self.kernel_initializer)
+            for k in range(1, self.arch.num_nodes + 1)
+        ]
         self.built = True
 
     def call(self, inputs, states, training=False):
@@ -124,7 +127,7 @@ class EnasRnnCell(_DropoutMixin, keras.layers.Layer):
         for k, node in enumerate(self.arch.nodes):
             s_in = nodes[node.input]
             x = s_in if mask is None else s_in * mask
-            nodes.append(highway(s_in, ops.matmul(x, self.node_kernel[k]), ACTIVATION_FNS[node.activation]))
+            nodes.append(highway(s_in, ops.matmul(x, self.node_kernels[k]), ACTIVATION_FNS[node.activation]))
         out = ops.mean(ops.stack([nodes[k] for k in self._outputs], axis=0), axis=0)
         return out, [out]
 

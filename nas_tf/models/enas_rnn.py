@@ -12,15 +12,17 @@ Node ``l`` owns a bank ``[l * A, units, 2 * units]``: one matrix per (earlier
 node it may read, activation) -- the corrected code's ``w_skip[l][f, prev]``
 (``weights_per_activation=False`` gives the paper's one matrix per (l, prev),
 bank ``[l, units, 2 * units]``). The sampled indices select a matrix with
-:func:`gather_matmul` -- the one place to switch to a fused gather-matmul op.
-The selection happens **once per call**, before the loop over time steps, so
-each step multiplies by ``L`` plain ``[units, 2 * units]`` matrices, as the
-static child does, and the gradient reaches only the selected slices.
+:func:`gather_shared` (``tf.gather``; the one place to switch to a custom
+gather op). The selection happens **once per call**, before the loop over time
+steps, so each step multiplies by ``L`` plain ``[units, 2 * units]`` matrices,
+as the static child does, and each step's gradient is that of the selected
+matrices only (selecting inside the loop made every step's gradient as large
+as the whole bank: 1.7x the child's step time instead of parity).
 
 **Only the chosen activation runs** (``tf.switch_case``;
 ``activation_selection="all"`` computes the four and picks one, as the
-authors' code). The node a node reads is picked from the stack of the earlier
-nodes by index.
+authors' code). The node a node reads is picked by a switch over the earlier nodes
+(gathering from their stack costs 15-20% more per step).
 
 **No batch norm**, as the corrected code (the old code's BN on the node
 inputs and on the output made the search and the final cell differ).
@@ -49,13 +51,13 @@ from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnSpace
 _ACTS = {"tanh": tf.tanh, "relu": tf.nn.relu, "sigmoid": tf.sigmoid, "identity": tf.identity}
 
 
-def gather_matmul(x: tf.Tensor, bank: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """``x @ bank[index]``: the shared-weight selection of the supernet.
+def gather_shared(bank, index: tf.Tensor) -> tf.Tensor:
+    """``bank[index]``: the shared-weight selection of the supernet.
 
-    The single place where the supernet selects a shared matrix; a fused
-    gather-matmul kernel replaces ``tf.gather`` + ``tf.matmul`` here.
+    The single place where the supernet selects a shared matrix (once per
+    call, outside the time loop); a custom gather(-matmul) op goes here.
     """
-    return tf.matmul(x, tf.gather(bank, index))
+    return tf.gather(bank, index)
 
 
 class EnasRnnSupernetCell(_DropoutMixin, keras.layers.Layer):
@@ -154,7 +156,8 @@ class EnasRnnSupernetCell(_DropoutMixin, keras.layers.Layer):
             read = tf.reduce_any(tf.equal(prevs[None, :], tf.range(1, L + 1)[:, None]), axis=1)
             loose = 1.0 - tf.cast(read, tf.float32)
             weights = loose / tf.reduce_sum(loose)
-        self._selected = {"prevs": prevs, "acts": acts, "output_weights": weights}
+        kernels = [gather_shared(self.banks[k], self.bank_index(prevs[k], acts[k])) for k in range(L)]
+        self._selected = {"prevs": prevs, "acts": acts, "kernels": kernels, "output_weights": weights}
 
     def clear(self) -> None:
         self._selected = None
@@ -179,9 +182,10 @@ class EnasRnnSupernetCell(_DropoutMixin, keras.layers.Layer):
         nodes = [s0]
         for k in range(self.space.num_nodes):
             prev, act = sel["prevs"][k], sel["acts"][k]
-            s_in = nodes[0] if k == 0 else tf.gather(tf.stack(nodes), prev)
+            # The node read: a switch returning one of the earlier nodes (no stacked copy).
+            s_in = nodes[0] if k == 0 else tf.switch_case(prev, [lambda n=n: n for n in nodes])
             x = s_in if mask is None else s_in * mask
-            ht = gather_matmul(x, self.banks[k], self.bank_index(prev, act))
+            ht = tf.matmul(x, sel["kernels"][k])
             nodes.append(highway(s_in, ht, lambda h, a=act: self._activate(a, h)))
         out = tf.tensordot(sel["output_weights"], tf.stack(nodes[1:]), axes=1)
         return out, [out]
@@ -322,11 +326,8 @@ class EnasRnnSupernetLM(LanguageModel):
             src, dst = rnn_s.cell, rnn_c.cell
             dst.kernel.assign(src.kernel)
             dst.recurrent_kernel.assign(src.recurrent_kernel)
-            rows = [
-                src.banks[k][int(src.bank_index(int(tokens[i]), int(tokens[a])))]
-                for k, (i, a) in enumerate(layout)
-            ]
-            dst.node_kernel.assign(tf.stack(rows))
+            for k, (i, a) in enumerate(layout):
+                dst.node_kernels[k].assign(src.banks[k][int(src.bank_index(int(tokens[i]), int(tokens[a])))])
 
     def get_config(self) -> dict[str, Any]:
         config = self.child_options()
