@@ -204,3 +204,14 @@ def test_one_shot_search_runs_resumes_and_writes_a_buildable_cell(tmp_path, corp
     model = build_language_model(corpus.vocab_size, best, units=16, num_layers=1, tie_weights=True)
     logits, _ = model(np.zeros((2, 3), np.int32))
     assert logits.shape == (2, 3, corpus.vocab_size) and isinstance(best.nodes[0], EnasRnnNode)
+
+
+def test_bench_script_writes_its_section(tmp_path):
+    from conftest import run_script
+
+    out = tmp_path / "bench.md"
+    proc = run_script("bench_enas_rnn.py", "--units=8", "--vocab_size=40", "--batch_size=4", "--bptt=5", "--archs=1",
+                      "--steps=1", f"--output={out}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "<!-- begin enas_rnn -->" in text and "published enas_rnn" in text and "traces for all 2 cells: 1." in text
