@@ -261,7 +261,8 @@ class EnasRnnSupernetLM(LanguageModel):
         self.space = space
         self.weights_per_activation = bool(weights_per_activation)
         self.activation_selection = activation_selection
-        options.pop("cell", None)
+        if "cell" in options:
+            raise ValueError("EnasRnnSupernetLM: the cell is the supernet cell of `space`; do not pass `cell`")
         super().__init__(vocab_size, cell=None, units=units, num_layers=num_layers, **options)
 
     def _cell_spec(self, cell):
