@@ -11,11 +11,15 @@ from nas_tf.spaces import Arch, ArchError, load_arch, make_space
 
 __version__ = "0.1.0"
 
-__all__ = ["Arch", "ArchError", "NASCell", "TreeCell", "load_arch", "make_space", "__version__"]
+__all__ = ["Arch", "ArchError", "EnasRnnCell", "NASCell", "TreeCell", "load_arch", "make_space", "__version__"]
 
 # Keras layers exported at the top level; imported on first use so that
 # ``import nas_tf`` stays free of TensorFlow.
-_LAZY_LAYERS = {"NASCell": "nas_tf.layers.nas_cell", "TreeCell": "nas_tf.layers.tree_cell"}
+_LAZY_LAYERS = {
+    "EnasRnnCell": "nas_tf.layers.enas_rnn_cell",
+    "NASCell": "nas_tf.layers.nas_cell",
+    "TreeCell": "nas_tf.layers.tree_cell",
+}
 
 
 def __getattr__(name: str):

@@ -11,12 +11,14 @@ from nas_tf.layers.cell_ops import (
     cell_op,
 )
 from nas_tf.layers.drop_path import ScheduledDropPath, attach_training_progress, drop_path_keep_prob, drop_path_layers
+from nas_tf.layers.enas_rnn_cell import EnasRnnCell
 from nas_tf.layers.nas_cell import NASCell
 from nas_tf.layers.padded_concat import PaddedConcat, padded_concat_reference
 from nas_tf.layers.tree_cell import TreeCell, evaluate_tree
 
 __all__ = [
     "CellOpLayer",
+    "EnasRnnCell",
     "FactorizedConv",
     "FactorizedReduction",
     "IdentityOp",

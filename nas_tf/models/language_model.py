@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import keras
 from keras import ops
 
+from nas_tf.layers.enas_rnn_cell import EnasRnnCell
 from nas_tf.layers.nas_cell import NASCell
 from nas_tf.layers.tree_cell import TreeCell
 from nas_tf.spaces.arch import Arch, load_arch
@@ -50,6 +51,7 @@ def recurrent_spaces() -> list[str]:
 
 
 register_cell_builder("nas_rnn", lambda arch, units, **kwargs: TreeCell(arch, units, **kwargs))
+register_cell_builder("enas_rnn", lambda arch, units, **kwargs: EnasRnnCell(arch, units, **kwargs))
 
 
 def cell_spec(cell: str | Arch | dict) -> str | dict:
@@ -171,7 +173,7 @@ class LanguageModel(keras.Model):
         if not init_scale > 0:
             raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
         self.vocab_size = vocab_size
-        self.cell_spec = cell_spec(cell)
+        self.cell_spec = self._cell_spec(cell)
         self.units = units
         self.num_layers = num_layers
         self.embedding_dim = embedding_dim or units
@@ -187,7 +189,7 @@ class LanguageModel(keras.Model):
         self.rnns = []
         for i in range(num_layers):
             layer_seed = None if seed is None else seed + 1 + i
-            c = make_cell(self.cell_spec, units, recurrent_dropout=self.recurrent_dropout, seed=layer_seed, name=f"cell_{i}")
+            c = self._make_cell(i, layer_seed)
             self.rnns.append(keras.layers.RNN(c, return_sequences=True, return_state=True, name=f"rnn_{i}"))
         out_size = self.rnns[-1].cell.output_size
         if self.tie_weights and out_size != self.embedding_dim:
@@ -207,6 +209,18 @@ class LanguageModel(keras.Model):
         ]
         self.decoder = None if self.tie_weights else keras.layers.Dense(vocab_size, kernel_initializer=init, name="softmax")
         self._embedding_seed = keras.random.SeedGenerator(seed)
+
+    # Hooks for models whose cell is not one arch (the ENAS recurrent supernet).
+
+    def _cell_spec(self, cell):
+        """The JSON-able description of ``cell`` kept in ``cell_spec``."""
+        return cell_spec(cell)
+
+    def _make_cell(self, index: int, seed: int | None):
+        """The RNN cell of layer ``index``."""
+        return make_cell(
+            self.cell_spec, self.units, recurrent_dropout=self.recurrent_dropout, seed=seed, name=f"cell_{index}"
+        )
 
     # ----------------------------------------------------------------- shape
 

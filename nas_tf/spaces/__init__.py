@@ -21,6 +21,7 @@ from nas_tf.spaces.nas_rnn import NASRNNArch, NASRNNSpace, TreeNode, nascell_arc
 from nas_tf.spaces.nasnet import NASNET_OPS, REDUCED_OPS, NASNetArch, NASNetBlock, NASNetCell, NASNetSpace
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer
 from nas_tf.spaces.enas_micro import EnasMicroSpace
+from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnNode, EnasRnnSpace
 
 __all__ = [
     "Anchor",
@@ -34,6 +35,9 @@ __all__ = [
     "EnasMacroArch",
     "EnasMacroSpace",
     "EnasMicroSpace",
+    "EnasRnnArch",
+    "EnasRnnNode",
+    "EnasRnnSpace",
     "NASCNNArch",
     "NASCNNSpace",
     "NASNET_OPS",

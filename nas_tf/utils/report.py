@@ -53,3 +53,28 @@ def update_section(path: str, name: str, content: str) -> None:
             text = "# Benchmarks\n\nEach section is written by the script it names; numbers are from one run.\n"
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     atomic_write_text(path, text)
+
+
+def median_step_time(step, args: Sequence[Any], steps: int, warmup: int = 3) -> float:
+    """Median wall time in seconds of ``step(*args)`` over ``steps`` calls, after ``warmup`` calls.
+
+    ``step`` returns a tensor (or a tuple whose first item is one); it is read
+    back every call, so asynchronous execution is included.
+    """
+    import time
+
+    import numpy as np
+
+    def run():
+        out = step(*args)
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        np.asarray(first)
+
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
