@@ -100,7 +100,7 @@ def define_controller_flags(default_algorithm: str = "reinforce", algorithms: It
 def define_enas_flags() -> None:
     """ENAS: the space, the supernet, the one-shot loop, the ENAS controller options, the retraining."""
     flags.DEFINE_enum("space", "micro", ["macro", "micro", "rnn"], "ENAS search space.")
-    flags.DEFINE_integer("num_epochs", 4, "Search epochs (each: one shared-weights pass, then the controller steps).", lower_bound=1)
+    flags.DEFINE_integer("num_epochs", 20, "Search epochs (each: one shared-weights pass, then the controller steps).", lower_bound=1)
     flags.DEFINE_integer("controller_steps", 10, "Controller updates per epoch.", lower_bound=0)
     flags.DEFINE_integer("controller_aggregate", 5, "Architectures per controller update (k).", lower_bound=1)
     flags.DEFINE_integer("derive_samples", 16, "Architectures sampled at the end; the best on validation is kept.", lower_bound=1)
@@ -366,6 +366,15 @@ ENAS_DEFAULTS = {
         "tanh_constant": 2.25,
         "entropy_weight": 1e-5,
         "baseline_decay": 0.999,
+        "enas_nodes": 8,
+        "shared_batch_size": 32,
+        "shared_lr_max": 20.0,
+        "shared_grad_clip": 0.25,
+        "shared_weight_decay": 1e-7,
+        "lm_layers": 1,
+        "lm_units": 64,
+        "lm_output_dropout": 0.2,
+        "final_epochs": 2,
     },
 }
 FINAL_DEFAULTS = {

@@ -1,0 +1,68 @@
+"""ENAS micro: the space (NASNet-cell archs), the published cells, the supernet vs its NASNet child."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import nas_tf
+from nas_tf.models.enas_micro import EnasMicroSupernet, build_enas_micro_child
+from nas_tf.spaces.enas_micro import ENAS_MICRO_NORMAL_ARC, EnasMicroSpace, micro_arch_from_arc
+from nas_tf.spaces.nasnet import NASNetArch
+
+SPACE = EnasMicroSpace()
+
+
+def test_micro_space_writes_nasnet_cells_and_round_trips():
+    rng = np.random.default_rng(0)
+    for tokens in SPACE.decisions.random_tokens(rng, 5):
+        arch = SPACE.from_tokens(tokens)
+        assert isinstance(arch, NASNetArch) and arch.space == "nasnet"
+        assert all(b.combine == "add" for b in arch.normal.blocks + arch.reduction.blocks)
+        assert np.array_equal(SPACE.to_tokens(arch), tokens)
+        again = nas_tf.load_arch(arch.to_json())
+        assert again == arch
+
+
+def test_published_micro_cells_decode_from_the_arc_strings():
+    arch = nas_tf.load_arch("enas_micro")
+    # Arc "0 2 0 0 ...": node 2 reads the authors' node 0 (h_{i-1}, our input 1) twice: avg pool 3x3 and sep 3x3.
+    assert ENAS_MICRO_NORMAL_ARC.startswith("0 2 0 0")
+    assert arch.normal.blocks[0].inputs == (1, 1)
+    assert arch.normal.blocks[0].ops == ("avg_pool_3x3", "sep_conv_3x3")
+    assert len(arch.normal.blocks) == 5 and len(arch.reduction.blocks) == 5
+    SPACE.to_tokens(arch)  # inside the space
+    with pytest.raises(ValueError, match="op 7 out of range"):
+        micro_arch_from_arc("0 7 0 0", "0 0 0 0")
+    with pytest.raises(ValueError, match="input 3 is not an earlier node"):
+        micro_arch_from_arc("3 0 0 0", "0 0 0 0")
+
+
+@pytest.mark.parametrize("op_selection", ["merged", "switch"])
+def test_micro_supernet_equals_the_nasnet_child(op_selection):
+    keras.utils.set_random_seed(0)
+    net = EnasMicroSupernet(SPACE, 10, filters=6, num_cells=1, op_selection=op_selection)
+    net.build((None, 8, 8, 1))
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    forward = tf.function(
+        lambda images, arch: net(images, arch, training=False),
+        input_signature=[tf.TensorSpec((None, 8, 8, 1)), tf.TensorSpec((SPACE.decisions.num_tokens,), tf.int32)],
+    )
+    archs = [nas_tf.load_arch("enas_micro")] + [SPACE.from_tokens(t) for t in SPACE.decisions.random_tokens(np.random.default_rng(2), 2)]
+    outputs = []
+    for arch in archs:
+        child = build_enas_micro_child(arch, (8, 8, 1), 10, filters=6, num_cells=1)
+        net.copy_to_child(arch, child)
+        got = forward(x, SPACE.to_tokens(arch))
+        np.testing.assert_allclose(got, child(x, training=True), atol=1e-4)
+        outputs.append(np.asarray(got))
+    # The archs compute different functions (the test could fail), all through one trace.
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-3
+    assert forward.experimental_get_tracing_count() == 1
+
+
+def test_micro_supernet_rejects_bad_options():
+    with pytest.raises(ValueError, match="op_selection"):
+        EnasMicroSupernet(SPACE, 10, op_selection="gather")
+    with pytest.raises(ValueError, match="filters"):
+        EnasMicroSupernet(SPACE, 10, filters=1)
