@@ -1,0 +1,175 @@
+// CPU gather matmul: y[g] = x[g] @ w[index[g]] (or @ w[index[g]]^T) reading the
+// selected matrix in place. Work is split into (group, column tile) units over
+// the threads; each output element is computed in registers and stored once.
+// float32 uses the AVX-512 or AVX2 tiles when the CPU has them
+// (NAS_TF_CPU_KERNEL=generic|avx2|avx512 forces a path); other types use the
+// portable code with float32 (float64 for double) accumulation.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gather_matmul_cpu_arch.h"
+#include "half.h"
+#include "nas_tf_kernels.h"
+
+namespace nas_tf {
+namespace kernels {
+
+namespace {
+
+const ArchTiles* SelectArch() {
+  const char* forced = std::getenv("NAS_TF_CPU_KERNEL");
+  const std::string want = forced ? forced : "";
+  if (want == "generic") return nullptr;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool has512 = __builtin_cpu_supports("avx512f") && Avx512Tiles() != nullptr;
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && Avx2Tiles() != nullptr;
+  if (want == "avx2") return has2 ? Avx2Tiles() : nullptr;
+  if (has512) return Avx512Tiles();
+  if (has2) return Avx2Tiles();
+#endif
+  return nullptr;
+}
+
+const ArchTiles* Arch() {
+  static const ArchTiles* arch = SelectArch();
+  return arch;
+}
+
+template <typename T> struct Acc { typedef float type; };
+template <> struct Acc<double> { typedef double type; };
+
+constexpr int64_t kGenericTile = 64;
+
+// Portable tiles: columns [c0, c1) of y[rows, :] = x @ w.
+template <typename T>
+void GenericTileNN(const T* x, int64_t ldx, const T* w, int64_t ldw, T* y, int64_t ldy, int64_t rows,
+                   int64_t depth, int64_t c0, int64_t c1) {
+  typedef typename Acc<T>::type A;
+  A acc[kGenericTile];
+  const int64_t cols = c1 - c0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) acc[c] = 0;
+    for (int64_t k = 0; k < depth; ++k) {
+      const A xs = static_cast<A>(ToFloat(x[r * ldx + k]));
+      const T* wk = w + k * ldw + c0;
+      for (int64_t c = 0; c < cols; ++c) acc[c] += xs * static_cast<A>(ToFloat(wk[c]));
+    }
+    for (int64_t c = 0; c < cols; ++c) y[r * ldy + c0 + c] = FromFloat<T>(static_cast<float>(acc[c]));
+  }
+}
+template <>
+void GenericTileNN<double>(const double* x, int64_t ldx, const double* w, int64_t ldw, double* y,
+                           int64_t ldy, int64_t rows, int64_t depth, int64_t c0, int64_t c1) {
+  double acc[kGenericTile];
+  const int64_t cols = c1 - c0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) acc[c] = 0;
+    for (int64_t k = 0; k < depth; ++k) {
+      const double xs = x[r * ldx + k];
+      const double* wk = w + k * ldw + c0;
+      for (int64_t c = 0; c < cols; ++c) acc[c] += xs * wk[c];
+    }
+    for (int64_t c = 0; c < cols; ++c) y[r * ldy + c0 + c] = acc[c];
+  }
+}
+
+// Rows [n0, n1) of w: y[r, n] = dot(x[r, :], w[n, :]).
+template <typename T>
+void GenericTileNT(const T* x, int64_t ldx, const T* w, int64_t ldw, T* y, int64_t ldy, int64_t rows,
+                   int64_t depth, int64_t n0, int64_t n1) {
+  typedef typename Acc<T>::type A;
+  for (int64_t n = n0; n < n1; ++n) {
+    const T* wn = w + n * ldw;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * ldx;
+      A acc = 0;
+      for (int64_t k = 0; k < depth; ++k) acc += static_cast<A>(ToFloat(xr[k])) * static_cast<A>(ToFloat(wn[k]));
+      y[r * ldy + n] = FromFloat<T>(static_cast<float>(acc));
+    }
+  }
+}
+template <>
+void GenericTileNT<double>(const double* x, int64_t ldx, const double* w, int64_t ldw, double* y,
+                           int64_t ldy, int64_t rows, int64_t depth, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t r = 0; r < rows; ++r) {
+      double acc = 0;
+      for (int64_t k = 0; k < depth; ++k) acc += x[r * ldx + k] * w[n * ldw + k];
+      y[r * ldy + n] = acc;
+    }
+}
+
+template <typename T>
+void Run(const GatherMatmulShape& s, const T* x, const T* w, const int64_t* index, T* y,
+         const ParallelFor& parallel_for, const ArchTiles* arch) {
+  const int64_t B = s.batch, N = s.in_dim, M = s.out_dim;
+  const int64_t xc = s.x_cols(), yc = s.y_cols();
+  if (s.groups == 0 || B == 0 || yc == 0) return;
+  if (xc == 0) {  // empty inner dimension: y = 0
+    std::memset(static_cast<void*>(y), 0, sizeof(T) * s.groups * B * yc);
+    return;
+  }
+  const int64_t tile = arch ? (s.transpose_weights ? arch->nt_tile : arch->nn_tile) : kGenericTile;
+  // Narrow outputs get smaller units so both cores have work.
+  const int64_t tiles = (yc + tile - 1) / tile;
+  const int64_t units = s.groups * tiles;
+  const int64_t cost = B * xc * tile / 4 + 1;
+  auto work = [&](int64_t begin, int64_t end) {
+    std::vector<float> pack;
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t g = u / tiles, t = u % tiles;
+      const int64_t c0 = t * tile, c1 = std::min(yc, c0 + tile);
+      const T* xg = x + g * B * xc;
+      const T* wg = w + index[g] * N * M;
+      T* yg = y + g * B * yc;
+      if (arch != nullptr) {
+        const float* xf = reinterpret_cast<const float*>(xg);
+        const float* wf = reinterpret_cast<const float*>(wg);
+        float* yf = reinterpret_cast<float*>(yg);
+        if (s.transpose_weights) {
+          arch->tile_nt(xf, M, wf, M, yf, N, B, M, c0, c1);
+        } else {
+          if (c1 - c0 < tile && pack.size() < static_cast<size_t>(N * tile)) pack.resize(N * tile);
+          arch->tile_nn(xf, N, wf, M, yf, M, B, N, c0, c1, pack.data());
+        }
+      } else if (s.transpose_weights) {
+        GenericTileNT(xg, M, wg, M, yg, N, B, M, c0, c1);
+      } else {
+        GenericTileNN(xg, N, wg, M, yg, M, B, N, c0, c1);
+      }
+    }
+  };
+  parallel_for(units, cost, work);
+}
+
+}  // namespace
+
+const char* GatherMatmulCpuPath() { return Arch() ? Arch()->name : "generic"; }
+
+void GatherMatmulCpu(DType dtype, const GatherMatmulShape& s, const void* x, const void* weights,
+                     const int64_t* index, void* y, const ParallelFor& parallel_for) {
+  switch (dtype) {
+    case DType::kFloat32:
+      Run(s, static_cast<const float*>(x), static_cast<const float*>(weights), index,
+          static_cast<float*>(y), parallel_for, Arch());
+      break;
+    case DType::kFloat64:
+      Run(s, static_cast<const double*>(x), static_cast<const double*>(weights), index,
+          static_cast<double*>(y), parallel_for, nullptr);
+      break;
+    case DType::kFloat16:
+      Run(s, static_cast<const float16*>(x), static_cast<const float16*>(weights), index,
+          static_cast<float16*>(y), parallel_for, nullptr);
+      break;
+    case DType::kBFloat16:
+      Run(s, static_cast<const bfloat16*>(x), static_cast<const bfloat16*>(weights), index,
+          static_cast<bfloat16*>(y), parallel_for, nullptr);
+      break;
+  }
+}
+
+}  // namespace kernels
+}  // namespace nas_tf
