@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -9,8 +10,17 @@ import tempfile
 import keras
 
 
-def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = False) -> str:
+def export_saved_model(
+    model: keras.Model, export_dir: str, verbose: bool = False, keep_custom_ops: bool = False
+) -> str:
     """Exports ``model`` as a SavedModel with a ``serve`` signature.
+
+    By default the export is portable: layers that can use nas_tf's compiled
+    ops (:mod:`nas_tf.ops`) are traced with their pure-TensorFlow fallbacks, so
+    stock TensorFlow and TF Serving load the SavedModel without nas_tf.
+    ``keep_custom_ops=True`` keeps the compiled ops in the graph (faster where
+    they are, but loading then needs ``import nas_tf`` first, or the
+    ``nas-tf-saved-model-cli`` wrapper).
 
     The export is written to a temporary directory next to ``export_dir`` and
     moved into place at the end, so an interrupted export never leaves a
@@ -20,6 +30,7 @@ def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = Fals
         model: a built Keras model.
         export_dir: destination directory.
         verbose: let Keras print the signature.
+        keep_custom_ops: keep ``NasTf*`` custom ops in the exported graph.
 
     Returns:
         ``export_dir``.
@@ -35,7 +46,14 @@ def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = Fals
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(export_dir) + ".", dir=parent)
     try:
-        model.export(tmp, format="tf_saved_model", verbose=verbose)
+        if keep_custom_ops:
+            scope = contextlib.nullcontext()
+        else:
+            from nas_tf.ops import custom_ops_disabled
+
+            scope = custom_ops_disabled()
+        with scope:
+            model.export(tmp, format="tf_saved_model", verbose=verbose)
         if os.path.exists(export_dir):
             old = export_dir + ".old"
             shutil.rmtree(old, ignore_errors=True)
