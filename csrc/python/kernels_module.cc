@@ -152,8 +152,8 @@ nas_tf::kernels::GatherMatmulShape MatmulShape(const std::vector<int64_t>& x_sha
   return s;
 }
 
-std::vector<int64_t> IndexVector(const py::array& index_in, bool* scalar) {
-  py::array idx = Contiguous(index_in);
+std::vector<int64_t> IndexVector(const py::object& index_in, bool* scalar) {
+  py::array idx = Contiguous(py::module_::import("numpy").attr("asarray")(index_in));
   if (idx.ndim() > 1) throw py::value_error("gather_matmul: index must be a scalar or a vector");
   *scalar = idx.ndim() == 0;
   const char kind = idx.dtype().kind();
@@ -162,7 +162,7 @@ std::vector<int64_t> IndexVector(const py::array& index_in, bool* scalar) {
   return std::vector<int64_t>(i64.data(), i64.data() + i64.size());
 }
 
-py::array GatherMatmul(const py::array& x_in, const py::array& w_in, const py::array& index_in, bool transpose,
+py::array GatherMatmul(const py::array& x_in, const py::array& w_in, const py::object& index_in, bool transpose,
                        int num_threads) {
   py::array x = Contiguous(x_in), w = Contiguous(w_in);
   const DType dtype = DTypeOf(x.dtype(), "gather_matmul");
