@@ -102,6 +102,51 @@ void GenericTileNT<double>(const double* x, int64_t ldx, const double* w, int64_
     }
 }
 
+// From this batch on, y = x @ W^T runs as y^T = W @ x^T on the NN register
+// tiles (x^T is small: one transpose per group), which beats dot-product tiles.
+constexpr int64_t kTransposedNNMinBatch = 16;
+constexpr int64_t kRowsPerUnit = 64;
+constexpr int64_t kTransposeBlock = 32;
+
+// dst[c, r] = src[r, c] for r < rows, c < cols, in 16 x 16 blocks.
+void Transpose(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t rows, int64_t cols) {
+  constexpr int64_t kB = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kB)
+    for (int64_t c0 = 0; c0 < cols; c0 += kB) {
+      const int64_t r1 = std::min(rows, r0 + kB), c1 = std::min(cols, c0 + kB);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
+void RunTransposedAsNN(const GatherMatmulShape& s, const float* x, const float* w, const int64_t* index,
+                       float* y, const ParallelFor& parallel_for, const ArchTiles* arch) {
+  const int64_t G = s.groups, B = s.batch, N = s.in_dim, M = s.out_dim;
+  // xt[g] = x[g]^T: [M, B].
+  std::vector<float> xt(static_cast<size_t>(G * M * B));
+  const int64_t mblocks = (M + kTransposeBlock - 1) / kTransposeBlock;
+  parallel_for(G * mblocks, kTransposeBlock * B + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t g = u / mblocks, m0 = (u % mblocks) * kTransposeBlock;
+      Transpose(x + g * B * M + m0, M, xt.data() + g * M * B + m0 * B, B, B, std::min(kTransposeBlock, M - m0));
+    }
+  });
+  const int64_t chunks = (N + kRowsPerUnit - 1) / kRowsPerUnit;
+  const int64_t tile = arch->nn_tile;
+  parallel_for(G * chunks, kRowsPerUnit * M * B / 4 + 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> out(static_cast<size_t>(kRowsPerUnit * B));
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t g = u / chunks, n0 = (u % chunks) * kRowsPerUnit;
+      const int64_t rows = std::min(kRowsPerUnit, N - n0);
+      const float* wn = w + index[g] * N * M + n0 * M;  // rows n0.. of the selected matrix, in place
+      const float* xtg = xt.data() + g * M * B;
+      for (int64_t c0 = 0; c0 < B; c0 += tile)  // out[r, b] = sum_m W[n0 + r, m] * x[b, m]
+        arch->tile_nn(wn, M, xtg, B, out.data(), B, rows, M, c0, std::min(B, c0 + tile), nullptr);
+      Transpose(out.data(), B, y + g * B * N + n0, N, rows, B);
+    }
+  });
+}
+
 template <typename T>
 void Run(const GatherMatmulShape& s, const T* x, const T* w, const int64_t* index, T* y,
          const ParallelFor& parallel_for, const ArchTiles* arch) {
@@ -112,13 +157,17 @@ void Run(const GatherMatmulShape& s, const T* x, const T* w, const int64_t* inde
     std::memset(static_cast<void*>(y), 0, sizeof(T) * s.groups * B * yc);
     return;
   }
+  if (arch != nullptr && s.transpose_weights && B >= kTransposedNNMinBatch) {
+    RunTransposedAsNN(s, reinterpret_cast<const float*>(x), reinterpret_cast<const float*>(w), index,
+                      reinterpret_cast<float*>(y), parallel_for, arch);
+    return;
+  }
   const int64_t tile = arch ? (s.transpose_weights ? arch->nt_tile : arch->nn_tile) : kGenericTile;
   // Narrow outputs get smaller units so both cores have work.
   const int64_t tiles = (yc + tile - 1) / tile;
   const int64_t units = s.groups * tiles;
   const int64_t cost = B * xc * tile / 4 + 1;
   auto work = [&](int64_t begin, int64_t end) {
-    std::vector<float> pack;
     for (int64_t u = begin; u < end; ++u) {
       const int64_t g = u / tiles, t = u % tiles;
       const int64_t c0 = t * tile, c1 = std::min(yc, c0 + tile);
@@ -132,8 +181,7 @@ void Run(const GatherMatmulShape& s, const T* x, const T* w, const int64_t* inde
         if (s.transpose_weights) {
           arch->tile_nt(xf, M, wf, M, yf, N, B, M, c0, c1);
         } else {
-          if (c1 - c0 < tile && pack.size() < static_cast<size_t>(N * tile)) pack.resize(N * tile);
-          arch->tile_nn(xf, N, wf, M, yf, M, B, N, c0, c1, pack.data());
+          arch->tile_nn(xf, N, wf, M, yf, M, B, N, c0, c1, nullptr);
         }
       } else if (s.transpose_weights) {
         GenericTileNT(xg, M, wg, M, yg, N, B, M, c0, c1);

@@ -41,7 +41,9 @@ static inline float HSum(V v) {
   return _mm_cvtss_f32(s);
 }
 
+#define NN_NV_MAX 2
 #include "gather_matmul_cpu_impl.h"
+#undef NN_NV_MAX
 
 }  // namespace avx2
 

@@ -3,56 +3,54 @@
 // an architecture namespace, after they define:
 //   V, VW (floats per vector), Zero(), Set1(f), Load(p), LoadPartial(p, n),
 //   Store(p, v), StorePartial(p, v, n), Fma(a, b, c) = a * b + c, HSum(v),
-//   NN_MR, NN_NV (row x vector tile of y = x @ w), NT_XR, NT_WR (tile of
-//   y = x @ w^T).
+//   NN_MR, NN_NV (row x vector tile of y = x @ w; the macro NN_NV_MAX equals
+//   NN_NV), NT_XR, NT_WR (tile of y = x @ w^T).
 // No standard-library templates are instantiated here (each architecture's
 // object must not donate code to another through the linker).
 
-// y[0:rows, 0:NN_NV*VW] (+)= x[0:rows, 0:depth] @ w[0:depth, 0:NN_NV*VW].
-template <int MR>
+// y[0:rows, 0:valid] = x[0:rows, 0:depth] @ w[0:depth, 0:valid] with NV vectors
+// per row; PARTIAL: the last vector holds fewer than VW valid columns (masked
+// loads and stores, so no column outside [0, valid) is read or written).
+template <int MR, int NV, bool PARTIAL>
 static inline void MicroNN(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y,
-                           int64_t ldy, int64_t depth, int64_t valid_cols) {
-  V acc[MR][NN_NV];
+                           int64_t ldy, int64_t depth, int valid) {
+  const int tail = valid - (NV - 1) * VW;  // valid columns of the last vector
+  V acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int j = 0; j < NN_NV; ++j) acc[r][j] = Zero();
+    for (int j = 0; j < NV; ++j) acc[r][j] = Zero();
   for (int64_t k = 0; k < depth; ++k) {
     const float* wk = w + k * ldw;
     if (k + 16 < depth) {
 #pragma GCC unroll 4
-      for (int j = 0; j < NN_NV; ++j) __builtin_prefetch(wk + 16 * ldw + j * VW, 0, 3);
+      for (int j = 0; j < NV; ++j) __builtin_prefetch(wk + 16 * ldw + j * VW, 0, 3);
     }
-    V wv[NN_NV];
+    V wv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NN_NV; ++j) wv[j] = Load(wk + j * VW);
+    for (int j = 0; j < NV; ++j) wv[j] = (PARTIAL && j == NV - 1) ? LoadPartial(wk + j * VW, tail) : Load(wk + j * VW);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const V xs = Set1(x[r * ldx + k]);
 #pragma GCC unroll 4
-      for (int j = 0; j < NN_NV; ++j) acc[r][j] = Fma(xs, wv[j], acc[r][j]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = Fma(xs, wv[j], acc[r][j]);
     }
   }
-  if (valid_cols == NN_NV * VW) {
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r)
+  for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-      for (int j = 0; j < NN_NV; ++j) Store(y + r * ldy + j * VW, acc[r][j]);
-  } else {
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < NN_NV; ++j) {
-        const int64_t left = valid_cols - j * VW;
-        if (left >= VW) Store(y + r * ldy + j * VW, acc[r][j]);
-        else if (left > 0) StorePartial(y + r * ldy + j * VW, acc[r][j], static_cast<int>(left));
-      }
-  }
+    for (int j = 0; j < NV; ++j) {
+      if (PARTIAL && j == NV - 1) StorePartial(y + r * ldy + j * VW, acc[r][j], tail);
+      else Store(y + r * ldy + j * VW, acc[r][j]);
+    }
 }
 
-static inline void DispatchNN(int rows, const float* x, int64_t ldx, const float* w, int64_t ldw,
-                              float* y, int64_t ldy, int64_t depth, int64_t valid_cols) {
+template <int NV, bool PARTIAL>
+static inline void DispatchRows(int rows, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                                float* y, int64_t ldy, int64_t depth, int valid) {
   switch (rows) {
 #define NAS_TF_CASE(R) \
-  case R: MicroNN<R>(x, ldx, w, ldw, y, ldy, depth, valid_cols); break;
+  case R: MicroNN<(R <= NN_MR ? R : 1), NV, PARTIAL>(x, ldx, w, ldw, y, ldy, depth, valid); break;
     NAS_TF_CASE(1) NAS_TF_CASE(2) NAS_TF_CASE(3) NAS_TF_CASE(4)
     NAS_TF_CASE(5) NAS_TF_CASE(6) NAS_TF_CASE(7) NAS_TF_CASE(8)
 #undef NAS_TF_CASE
@@ -60,31 +58,35 @@ static inline void DispatchNN(int rows, const float* x, int64_t ldx, const float
   }
 }
 
-// Columns [col_begin, col_end) of y[rows, :] = x[rows, depth] @ w[depth, ldw].
-// col_end - col_begin <= NN_NV * VW. pack: depth * NN_NV * VW floats of scratch
-// for a partial tile (only used when the tile is partial).
+static inline void DispatchNN(int rows, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                              float* y, int64_t ldy, int64_t depth, int valid) {
+  const int nv = (valid + VW - 1) / VW;
+  const bool partial = valid % VW != 0;
+#define NAS_TF_NV(N)                                                                        \
+  if (nv == N) {                                                                            \
+    if (partial) DispatchRows<N, true>(rows, x, ldx, w, ldw, y, ldy, depth, valid);         \
+    else DispatchRows<N, false>(rows, x, ldx, w, ldw, y, ldy, depth, valid);                \
+    return;                                                                                 \
+  }
+  NAS_TF_NV(1)
+#if NN_NV_MAX >= 2
+  NAS_TF_NV(2)
+#endif
+#if NN_NV_MAX >= 3
+  NAS_TF_NV(3)
+#endif
+#undef NAS_TF_NV
+}
+
+// Columns [col_begin, col_end) of y[rows, :] = x[rows, depth] @ w[depth, ldw];
+// col_end - col_begin <= NN_NV * VW. Reads w in place (no packing).
 static void TileNN(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y,
                    int64_t ldy, int64_t rows, int64_t depth, int64_t col_begin, int64_t col_end,
-                   float* pack) {
-  const int64_t tile = NN_NV * VW;
-  const int64_t cols = col_end - col_begin;
-  const float* wt = w + col_begin;
-  int64_t ld = ldw;
-  if (cols < tile) {
-    // Partial tile: copy the few columns into a zero-padded panel once.
-    for (int64_t k = 0; k < depth; ++k) {
-      float* dst = pack + k * tile;
-      const float* src = wt + k * ldw;
-      int64_t c = 0;
-      for (; c < cols; ++c) dst[c] = src[c];
-      for (; c < tile; ++c) dst[c] = 0.0f;
-    }
-    wt = pack;
-    ld = tile;
-  }
+                   float* /*unused scratch*/) {
+  const int valid = static_cast<int>(col_end - col_begin);
   for (int64_t r = 0; r < rows; r += NN_MR) {
     const int rr = static_cast<int>(rows - r < NN_MR ? rows - r : NN_MR);
-    DispatchNN(rr, x + r * ldx, ldx, wt, ld, y + r * ldy + col_begin, ldy, depth, cols);
+    DispatchNN(rr, x + r * ldx, ldx, w + col_begin, ldw, y + r * ldy + col_begin, ldy, depth, valid);
   }
 }
 
