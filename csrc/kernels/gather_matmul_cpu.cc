@@ -105,6 +105,7 @@ void GenericTileNT<double>(const double* x, int64_t ldx, const double* w, int64_
 // From this batch on, y = x @ W^T runs as y^T = W @ x^T on the NN register
 // tiles (x^T is small: one transpose per group), which beats dot-product tiles.
 constexpr int64_t kTransposedNNMinBatch = 16;
+constexpr double kParallelMinFlops = 16.0 * (1 << 20);
 constexpr int64_t kRowsPerUnit = 64;
 constexpr int64_t kTransposeBlock = 32;
 
@@ -120,8 +121,13 @@ void Transpose(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t r
 }
 
 void RunTransposedAsNN(const GatherMatmulShape& s, const float* x, const float* w, const int64_t* index,
-                       float* y, const ParallelFor& parallel_for, const ArchTiles* arch) {
+                       float* y, const ParallelFor& threads, const ArchTiles* arch) {
   const int64_t G = s.groups, B = s.batch, N = s.in_dim, M = s.out_dim;
+  const bool inline_only = 2.0 * G * B * N * M < kParallelMinFlops;
+  auto parallel_for = [&](int64_t total, int64_t cost, const std::function<void(int64_t, int64_t)>& fn) {
+    if (inline_only) fn(0, total);
+    else threads(total, cost, fn);
+  };
   // xt[g] = x[g]^T: [M, B].
   std::vector<float> xt(static_cast<size_t>(G * M * B));
   const int64_t mblocks = (M + kTransposeBlock - 1) / kTransposeBlock;
@@ -190,7 +196,9 @@ void Run(const GatherMatmulShape& s, const T* x, const T* w, const int64_t* inde
       }
     }
   };
-  parallel_for(units, cost, work);
+  // Waking a second thread costs tens of microseconds: small products run inline.
+  if (2.0 * s.groups * B * N * M < kParallelMinFlops) work(0, units);
+  else parallel_for(units, cost, work);
 }
 
 }  // namespace
