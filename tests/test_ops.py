@@ -326,6 +326,12 @@ print("sum", float(tf.reduce_sum(y)), float(tf.reduce_sum(z)))
 """
 
 
+def test_the_requested_library_is_the_one_in_use():
+    forced = os.environ.get("NAS_TF_OPS_LIBRARY")
+    assert O.loaded_library_path() == (forced or O.library_path())
+    assert O.load_error() is None
+
+
 def test_missing_library_falls_back_with_a_warning():
     out = _run(FALLBACK_CHECK, NAS_TF_OPS_LIBRARY="/nonexistent/_nas_tf_ops.so")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -57,7 +57,9 @@ def test_padded_concat_and_grad_match_numpy(shapes, dtype):
 
 
 GM = [(1, 1, 1, 1, 1), (1, 7, 33, 47, 3), (3, 9, 100, 50, 4), (2, 64, 300, 200, 12), (2, 0, 5, 5, 2),
-      (2, 3, 0, 5, 2), (1, 13, 17, 96, 2), (2, 17, 1000, 49, 3)]
+      (2, 3, 0, 5, 2), (1, 13, 17, 96, 2), (2, 17, 1000, 49, 3),
+      # large enough for the threaded paths (x @ W^T as (W @ x^T)^T from batch 16)
+      (1, 64, 512, 300, 2), (2, 33, 700, 390, 3)]
 
 
 @pytest.mark.parametrize("case", GM, ids=str)
@@ -110,7 +112,7 @@ def test_every_cpu_code_path_is_correct(path):
         "from nas_tf import _kernels\n"
         "rng = np.random.default_rng(0)\n"
         "print(_kernels.build_info()['cpu_gather_matmul_path'])\n"
-        "for g, b, n, m, k in [(1, 1, 5, 3, 2), (2, 13, 70, 90, 3), (1, 64, 300, 130, 4)]:\n"
+        "for g, b, n, m, k in [(1, 1, 5, 3, 2), (2, 13, 70, 90, 3), (1, 64, 300, 130, 4), (2, 33, 700, 390, 3)]:\n"
         "    for tr in (False, True):\n"
         "        w = rng.normal(size=(k, n, m)).astype(np.float32)\n"
         "        x = rng.normal(size=(g, b, m if tr else n)).astype(np.float32)\n"

@@ -163,7 +163,8 @@ void Run(const GatherMatmulShape& s, const T* x, const T* w, const int64_t* inde
     std::memset(static_cast<void*>(y), 0, sizeof(T) * s.groups * B * yc);
     return;
   }
-  if (arch != nullptr && s.transpose_weights && B >= kTransposedNNMinBatch) {
+  if (arch != nullptr && s.transpose_weights && B >= kTransposedNNMinBatch &&
+      2.0 * s.groups * B * N * M >= kParallelMinFlops) {
     RunTransposedAsNN(s, reinterpret_cast<const float*>(x), reinterpret_cast<const float*>(w), index,
                       reinterpret_cast<float*>(y), parallel_for, arch);
     return;

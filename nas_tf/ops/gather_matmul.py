@@ -52,12 +52,12 @@ def _prepare(x, weights, index):
 
 def _weight_grad(x, dy, weights, index, transpose_weights: bool, dense: bool):
     """Gradient for the bank: only the selected slices (sparse or dense)."""
-    if x.shape.rank == 2:
-        x, dy, index = x[None], dy[None], tf.reshape(index, [1])
     if transpose_weights:  # y = x @ W^T: dW = dy^T @ x
         values = tf.matmul(dy, x, transpose_a=True)
     else:  # y = x @ W: dW = x^T @ dy
         values = tf.matmul(x, dy, transpose_a=True)
+    if x.shape.rank == 2:  # one matrix: a slice of one
+        values, index = tf.expand_dims(values, 0), tf.reshape(index, [1])
     if dense:
         return tf.math.unsorted_segment_sum(values, index, tf.shape(weights, out_type=index.dtype)[0])
     return tf.IndexedSlices(values, index, dense_shape=tf.shape(weights))
