@@ -6,8 +6,8 @@
 * gather matmul: ``NasTfGatherMatmul`` vs ``tf.gather`` + ``tf.matmul`` (ENAS
   shared weights: bank [12, N, N], one or eight groups).
 
-Each row times the forward pass and forward + backward (gradients for every
-input) inside ``tf.function``, the two implementations interleaved round by
+Each row times the forward pass and the backward pass (gradients for every
+input, given the upstream gradient) inside ``tf.function``, the two implementations interleaved round by
 round in one process, and reports medians and the ratio (composite / op: > 1
 means the op is faster). Writes the ``ops`` section of docs/benchmarks.md. A
 report, not a test.
@@ -25,7 +25,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_integer("repeats", 30, "Timed runs per implementation and case (median reported).", lower_bound=3)
+flags.DEFINE_integer("repeats", 60, "Timed runs per implementation and case (median reported).", lower_bound=3)
 flags.DEFINE_integer("warmup", 3, "Untimed runs first.", lower_bound=1)
 flags.DEFINE_bool("quick", False, "Small shapes and few repeats (smoke run).")
 flags.DEFINE_string(
@@ -90,7 +90,7 @@ def bench_concat(tf, ops, batch, cases, repeats, warmup):
         mb = np.prod(out_shape) * 4 / 1e6
         rows.append([label, f"{mb:.1f}", t_comp * 1e3, t_op * 1e3, t_comp / t_op, b_comp * 1e3, b_op * 1e3, b_comp / b_op])
         print(f"padded concat {label}: fwd {t_comp * 1e3:.2f} -> {t_op * 1e3:.2f} ms ({t_comp / t_op:.2f}x), "
-              f"fwd+bwd {b_comp * 1e3:.2f} -> {b_op * 1e3:.2f} ms ({b_comp / b_op:.2f}x)", flush=True)
+              f"bwd {b_comp * 1e3:.2f} -> {b_op * 1e3:.2f} ms ({b_comp / b_op:.2f}x)", flush=True)
     return rows
 
 
@@ -129,7 +129,7 @@ def bench_gather(tf, ops, cases, repeats, warmup, bank=12):
         rows.append([f"N={n}, G={groups}, B={batch}", f"{gflop / t_op:.0f}", t_comp * 1e3, t_op * 1e3, t_comp / t_op,
                      b_comp * 1e3, b_op * 1e3, b_comp / b_op])
         print(f"gather matmul N={n} G={groups} B={batch}: fwd {t_comp * 1e3:.3f} -> {t_op * 1e3:.3f} ms "
-              f"({t_comp / t_op:.2f}x), fwd+bwd {b_comp * 1e3:.3f} -> {b_op * 1e3:.3f} ms ({b_comp / b_op:.2f}x)", flush=True)
+              f"({t_comp / t_op:.2f}x), bwd {b_comp * 1e3:.3f} -> {b_op * 1e3:.3f} ms ({b_comp / b_op:.2f}x)", flush=True)
     return rows
 
 
@@ -160,19 +160,22 @@ def main(argv):
 
     concat_table = markdown_table(
         ["inputs (batch %d, float32)" % batch, "output MB", "pad+concat fwd ms", "op fwd ms", "fwd speed-up",
-         "pad+concat fwd+bwd ms", "op fwd+bwd ms", "fwd+bwd speed-up"], concat_rows)
+         "pad+concat bwd ms", "op bwd ms", "bwd speed-up"], concat_rows)
     gather_table = markdown_table(
         ["bank [12, N, N], float32", "op GFLOP/s", "gather+matmul fwd ms", "op fwd ms", "fwd speed-up",
-         "gather+matmul fwd+bwd ms", "op fwd+bwd ms", "fwd+bwd speed-up"], gather_rows)
+         "gather+matmul bwd ms", "op bwd ms", "bwd speed-up"], gather_rows)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     text = f"""## Custom ops vs TensorFlow composites, CPU (`scripts/bench_ops.py`)
 
-{machine_description()}; {threads} intra-op threads; CPU gather-matmul tiles: {cpu_path}.
+{machine_description()}; {threads} intra-op threads; CPU gather-matmul tiles: {cpu_path};
+load average at the end of the run {load} (other jobs shared the cores).
 Medians of {repeats} runs inside `tf.function`, op and composite interleaved in
 one process (the machine is shared: compare the ratios, not the absolute
-times). Speed-up = composite time / op time. Backward = forward + the
-gradients of every input (`output_gradients` given), sparse (IndexedSlices)
-bank gradient for both gather variants.
+times). Speed-up = composite time / op time. "bwd" = the gradients of every
+input for a given upstream gradient (TensorFlow prunes the unused forward
+output, so this is the backward pass alone, plus the gather copy the composite
+needs for dx); sparse (IndexedSlices) bank gradient for both gather variants.
 
 **Padded concat** (`padded_concat` vs `tf.pad` + `tf.concat`): the op writes
 each output byte once, rows shared over TensorFlow's thread pool; its gradient
