@@ -2,8 +2,12 @@
 
 import importlib.metadata
 import os
+import sys
 
 from setuptools import find_packages, setup
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csrc.build import BuildExt, extensions  # noqa: E402  (the op library and the pybind11 module)
 
 # The TensorFlow distribution to require. TensorFlow ships as several
 # distributions that all provide the ``tensorflow`` module (tensorflow, the
@@ -39,6 +43,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["nas_tf", "nas_tf.*"]),
+    # C++/CUDA kernels: built by `pip install` when a compiler is there; without
+    # them nas_tf uses its pure-TensorFlow fallbacks (csrc/build.py).
+    ext_modules=extensions(),
+    cmdclass={"build_ext": BuildExt},
+    entry_points={"console_scripts": ["nas-tf-saved-model-cli=nas_tf.cli.saved_model_cli:main"]},
     install_requires=[
         tensorflow_requirement(),
         "keras>=3.0",

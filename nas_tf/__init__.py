@@ -7,7 +7,12 @@ Importing ``nas_tf`` is cheap: TensorFlow is imported only by the submodules
 that need it (controller, layers, models, data, search).
 """
 
+from nas_tf import _tf_hook
 from nas_tf.spaces import Arch, ArchError, load_arch, make_space
+
+# SavedModels that keep nas_tf's custom ops load after `import nas_tf`: the op
+# library is registered when TensorFlow is (or gets) imported; see _tf_hook.
+_tf_hook.install()
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -35,8 +36,17 @@ def _atomic_export(export_dir: str, write: Callable[[str], None]) -> str:
     return export_dir
 
 
-def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = False) -> str:
+def export_saved_model(
+    model: keras.Model, export_dir: str, verbose: bool = False, keep_custom_ops: bool = False
+) -> str:
     """Exports ``model`` as a SavedModel with a ``serve`` signature.
+
+    By default the export is portable: layers that can use nas_tf's compiled
+    ops (:mod:`nas_tf.ops`) are traced with their pure-TensorFlow fallbacks, so
+    stock TensorFlow and TF Serving load the SavedModel without nas_tf.
+    ``keep_custom_ops=True`` keeps the compiled ops in the graph (faster where
+    they are, but loading then needs ``import nas_tf`` first, or the
+    ``nas-tf-saved-model-cli`` wrapper).
 
     The export is written to a temporary directory next to ``export_dir`` and
     moved into place at the end, so an interrupted export never leaves a
@@ -46,6 +56,7 @@ def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = Fals
         model: a built Keras model.
         export_dir: destination directory.
         verbose: let Keras print the signature.
+        keep_custom_ops: keep ``NasTf*`` custom ops in the exported graph.
 
     Returns:
         ``export_dir``.
@@ -56,7 +67,17 @@ def export_saved_model(model: keras.Model, export_dir: str, verbose: bool = Fals
     >>> import tensorflow as tf
     >>> tf.saved_model.load("runs/final/saved_model").serve(images)  # doctest: +SKIP
     """
-    return _atomic_export(export_dir, lambda tmp: model.export(tmp, format="tf_saved_model", verbose=verbose))
+    def write(tmp: str) -> None:
+        if keep_custom_ops:
+            scope = contextlib.nullcontext()
+        else:
+            from nas_tf.ops import custom_ops_disabled
+
+            scope = custom_ops_disabled()
+        with scope:
+            model.export(tmp, format="tf_saved_model", verbose=verbose)
+
+    return _atomic_export(export_dir, write)
 
 
 def export_language_model(model, export_dir: str) -> str:

@@ -4,6 +4,11 @@ Rule 3 of Zoph & Le (2017): when the layers feeding a layer have different
 spatial sizes, the smaller ones are zero-padded to the largest height and
 width before the depth concatenation. Smaller inputs keep their top-left
 corner; the zeros go to the bottom and the right.
+
+On the TensorFlow backend the layer calls :func:`nas_tf.ops.padded_concat`
+(the compiled one-pass op when it is loaded, its pure-TF fallback otherwise,
+and always the fallback while XLA compiles); on other Keras backends it uses
+:func:`padded_concat_reference` (``keras.ops``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ class PaddedConcat(keras.layers.Layer):
     Inputs of different heights and widths are padded with zeros at the bottom
     and the right up to the largest height and width (rule 3 of the NAS paper).
 
+    With the TensorFlow backend and nas_tf's compiled ops loaded, the layer
+    runs the custom op and sets ``supports_jit = False``, so Keras does not
+    turn on XLA for the model (its ``jit_compile="auto"`` would on a GPU); if a
+    caller compiles with XLA anyway, the layer traces the pure-TF fallback.
+    Exports through :func:`nas_tf.export.export_saved_model` use the fallback
+    unless asked to keep the custom ops.
+
     Example:
 
     >>> a = keras.Input((8, 8, 4)); b = keras.Input((4, 4, 6))
@@ -64,6 +76,11 @@ class PaddedConcat(keras.layers.Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        if keras.backend.backend() == "tensorflow":
+            from nas_tf.ops import custom_ops_loaded
+
+            # XLA cannot compile the custom op (TF-NOTES 2a).
+            self.supports_jit = not custom_ops_loaded()
 
     def _check(self, shapes) -> list[tuple]:
         if not isinstance(shapes, (list, tuple)) or not shapes or isinstance(shapes[0], (int, type(None))):
@@ -79,6 +96,10 @@ class PaddedConcat(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
+        if keras.backend.backend() == "tensorflow":
+            from nas_tf.ops import padded_concat
+
+            return padded_concat(list(inputs))
         return padded_concat_reference(list(inputs))
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,43 @@
+"""Small end-to-end runs of the custom-op scripts (bench_ops.py, check_cuda_ops.py)."""
+
+import os
+
+import pytest
+
+from conftest import run_script
+
+
+def _require_library():
+    import nas_tf.ops as O
+
+    if not O.custom_ops_loaded():
+        if os.environ.get("NAS_TF_REQUIRE_CUSTOM_OPS") == "1":
+            pytest.fail(f"the compiled op library is required here but not in use: {O.load_error()}")
+        pytest.skip(f"compiled op library not available: {O.load_error()}")
+
+
+def test_bench_ops_quick_writes_its_section(tmp_path):
+    _require_library()
+    out_md = tmp_path / "bench.md"
+    out = run_script("bench_ops.py", "--quick", f"--output={out_md}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out_md.read_text()
+    assert "<!-- begin ops -->" in text and "pad+concat fwd ms" in text and "gather+matmul fwd ms" in text
+    assert "GPU**: not measured" in text and "check_cuda_ops.py" in text
+
+
+def test_check_cuda_ops_harness_runs_on_the_cpu_kernels(tmp_path):
+    """Without a GPU the same correctness harness runs on the CPU kernels (the GPU run needs a lent device)."""
+    pytest.importorskip("nas_tf._kernels")
+    out_md = tmp_path / "gpu.md"
+    out = run_script("check_cuda_ops.py", "--device=cpu", "--random_cases=6", f"--output={out_md}",
+                     f"--json_out={tmp_path / 'r.json'}")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert ", 0 failures" in out.stdout
+    assert "<!-- begin ops-gpu -->" in out_md.read_text()
+    # Asked for CUDA on a build without it: a clear usage error, not a crash.
+    from nas_tf import _kernels
+
+    if not _kernels.cuda_available():
+        bad = run_script("check_cuda_ops.py", "--device=cuda")
+        assert bad.returncode != 0 and "built without CUDA" in bad.stderr
