@@ -29,6 +29,7 @@ flags.DEFINE_integer("image_size", 32, "Square image size (CIFAR-10: 32).", lowe
 flags.DEFINE_integer("archs", 3, "Architectures sampled per space.", lower_bound=1)
 flags.DEFINE_integer("steps", 20, "Timed steps per case (after 3 warm-up steps).", lower_bound=1)
 flags.DEFINE_list("spaces", ["macro", "micro"], "Spaces to measure.")
+flags.DEFINE_integer("micro_cells", 1, "Micro: normal cells per stage.", lower_bound=1)
 flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
 FLAGS = flags.FLAGS
 
@@ -69,6 +70,9 @@ def _train_step(model, call, num_tokens=None):
     return tf.function(step, input_signature=spec)
 
 
+SELECTIONS = {"macro": ("switch", "all"), "micro": ("merged", "switch", "all")}
+
+
 def _cases(name):
     """(space, supernet factory(op_selection), child builder(arch)) of one ENAS space."""
     if name == "macro":
@@ -88,8 +92,8 @@ def _cases(name):
         space = EnasMicroSpace()
         return (
             space,
-            lambda sel: EnasMicroSupernet(space, 10, filters=20, num_layers=6, op_selection=sel),
-            lambda arch: build_enas_micro_child(arch, (FLAGS.image_size,) * 2 + (3,), 10, filters=20, num_layers=6),
+            lambda sel: EnasMicroSupernet(space, 10, filters=20, num_cells=FLAGS.micro_cells, op_selection=sel),
+            lambda arch: build_enas_micro_child(arch, (FLAGS.image_size,) * 2 + (3,), 10, filters=20, num_cells=FLAGS.micro_cells),
         )
     raise ValueError(f"--spaces: unknown space {name!r} (macro, micro)")
 
@@ -105,31 +109,38 @@ def main(argv):
     rows = []
     for name in FLAGS.spaces:
         space, make_supernet, build_child = _cases(name)
-        supernets = {}
-        for sel in ("switch", "all"):
+        supernets, first = {}, {}
+        all_tokens = space.decisions.random_tokens(rng, FLAGS.archs)
+        for sel in SELECTIONS[name]:
             net = make_supernet(sel)
             net.build((None, FLAGS.image_size, FLAGS.image_size, 3))
-            supernets[sel] = (net, _train_step(net, lambda a, b, n=net: n(a, b, training=True), space.decisions.num_tokens))
-        for tokens in space.decisions.random_tokens(rng, FLAGS.archs):
+            step = _train_step(net, lambda a, b, n=net: n(a, b, training=True), space.decisions.num_tokens)
+            t0 = time.perf_counter()
+            float(step(x, y, tf.constant(all_tokens[0])))
+            first[sel] = time.perf_counter() - t0
+            supernets[sel] = step
+        for tokens in all_tokens:
             arch = space.from_tokens(tokens)
             child = build_child(arch)
             t_child = _time(_train_step(child, lambda a, c=child: c(a, training=True)), (x, y), FLAGS.steps)
-            t_switch = _time(supernets["switch"][1], (x, y, tf.constant(tokens)), FLAGS.steps)
-            t_all = _time(supernets["all"][1], (x, y, tf.constant(tokens)), FLAGS.steps)
-            rows.append([name, child.count_params(), 1000 * t_child, 1000 * t_switch, 1000 * t_all,
-                         t_switch / t_child, t_all / t_child])
-            print(rows[-1], flush=True)
-        traces = supernets["switch"][1].experimental_get_tracing_count()
-        rows.append([name, "traces of the supernet step", f"{traces} for {FLAGS.archs} archs", "", "", "", ""])
-    headers = ["space", "child params", "static child ms", "supernet (switch) ms", "supernet (all ops) ms",
-               "switch / child", "all ops / child"]
+            times = {sel: _time(supernets[sel], (x, y, tf.constant(tokens)), FLAGS.steps) for sel in SELECTIONS[name]}
+            for sel, t in times.items():
+                rows.append([name, sel, child.count_params(), 1000 * t_child, 1000 * t, t / t_child, f"{first[sel]:.0f}",
+                             supernets[sel].experimental_get_tracing_count()])
+                print(rows[-1], flush=True)
+    headers = ["space", "op selection", "child params", "static child ms", "supernet ms", "supernet / child",
+               "first step s (trace + compile)", "traces so far"]
     text = f"""## ENAS supernet step vs static child (`scripts/bench_enas.py`)
 
 One SGD step (forward, backward, Nesterov update) on a batch of {FLAGS.batch_size} random
 {FLAGS.image_size}x{FLAGS.image_size}x3 inputs (timing only), median of {FLAGS.steps} steps after 3 warm-up
-steps, for {FLAGS.archs} sampled architectures per space; macro: 12 layers, 36 filters; micro:
-6 + 2 cells, 5 nodes, 20 filters. "switch" runs only the chosen ops (the arch is an int
-tensor); "all ops" runs every candidate and selects one output (the authors' micro code).
+steps, for {FLAGS.archs} sampled architectures per space, measured side by side in one run;
+macro: 12 layers, 36 filters; micro: {FLAGS.micro_cells} normal cell(s) per stage + 2 reduction cells,
+5 nodes, 20 filters. The arch is an int tensor: "switch" runs only the chosen op
+(`tf.switch_case`), "merged" (micro default) runs one separable conv with the chosen
+op's weights plus the pools, "all" runs every candidate and selects one output (the
+authors' code). Goal: supernet / child <= 1.3. "traces so far" counts the traces of
+each supernet step over all architectures (1 = one trace per search phase).
 
 {markdown_table(headers, rows)}
 

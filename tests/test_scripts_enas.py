@@ -27,7 +27,7 @@ def test_search_enas_micro_searches_retrains_exports_and_resumes(tmp_path):
     model_dir = str(tmp_path / "run")
     out = run_script(
         "search_enas.py", f"--model_dir={model_dir}", *TINY, "--enas_nodes=2", "--enas_filters=4",
-        "--final_epochs=1", "--final_filters=4",
+        "--final_epochs=1", "--final_filters=4", "--op_selection=merged",  # the quicker trace
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = _summary(out)
@@ -53,13 +53,15 @@ def test_search_enas_micro_searches_retrains_exports_and_resumes(tmp_path):
     # The same command with one more epoch resumes the search after epoch 1.
     again = run_script(
         "search_enas.py", f"--model_dir={model_dir}", *TINY[1:], "--num_epochs=2", "--enas_nodes=2",
-        "--enas_filters=4", "--final_epochs=0",
+        "--enas_filters=4", "--final_epochs=0", "--op_selection=merged",
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert _summary(again)["search"]["controller_updates"] == 4
     assert len(read_jsonl(os.path.join(model_dir, "history.jsonl"))) == 8
     # Other settings in the same directory are refused, naming the change.
-    bad = run_script("search_enas.py", f"--model_dir={model_dir}", *TINY, "--enas_nodes=3", "--enas_filters=4")
+    bad = run_script(
+        "search_enas.py", f"--model_dir={model_dir}", *TINY, "--enas_nodes=3", "--enas_filters=4", "--op_selection=merged"
+    )
     assert bad.returncode == 1 and "num_nodes" in bad.stderr
 
 
@@ -85,3 +87,5 @@ def test_search_enas_flag_errors(tmp_path):
     assert out.returncode == 1 and "--skip_weight applies to --space=macro" in out.stderr
     out = run_script("search_enas.py", "--space=rnn", "--dataset=digits", f"--model_dir={tmp_path}")
     assert out.returncode == 1 and "--dataset=digits" in out.stderr and "text dataset" in out.stderr
+    out = run_script("search_enas.py", "--space=macro", "--op_selection=merged", f"--model_dir={tmp_path}")
+    assert out.returncode == 1 and "--op_selection=merged applies to --space=micro" in out.stderr

@@ -11,20 +11,24 @@ NASNet builder (``scripts/train_final.py``) with nothing lost in translation.
 **Sharing** follows the authors' code (PAPERS.md 3.4.3): every (cell
 position, node, input slot, op) owns weights with a leading axis over the
 input node it may read, and the sampled input index selects the row
-(``tf.gather``). The input tensor is picked by a one-hot weighted sum of the
+(``nas_tf.ops.gather_matmul`` for the pointwise convs of the ``switch`` mode,
+reading the row in place; ``tf.gather`` elsewhere). The input tensor is picked by a one-hot weighted sum of the
 candidate states (a few elementwise ops, no branch function).
 
 **Op selection** (``op_selection``):
 
-* ``"merged"`` (default): the separable convs share one code path whose
-  weights are those of the chosen op (a 3x3 depthwise kernel zero-padded to
-  5x5 gives the same SAME-padded result), so one separable conv runs whatever
-  the choice; the cheap pools and identity are computed too and a one-hot sum
-  keeps the chosen output. Plain dataflow: the train step traces and
-  compiles about 3x faster than with ``"switch"``.
-* ``"switch"``: only the chosen op runs (``tf.switch_case``); the fewest
-  FLOPs, but TensorFlow builds branch functions and their gradients for every
-  (position, node, slot): minutes of tracing on 2 CPU cores.
+* ``"switch"`` (default): only the chosen op runs (``tf.switch_case``): the
+  fewest FLOPs and the fastest step (1.1-2.1x the static child at 32x32,
+  docs/benchmarks.md), but TensorFlow builds branch functions and their
+  gradients for every (position, node, slot): about 2 minutes of tracing and
+  graph optimisation on 2 CPU cores, once per search.
+* ``"merged"``: the separable convs share one code path whose weights are
+  those of the chosen op (a 3x3 depthwise kernel zero-padded to 5x5 gives the
+  same SAME-padded result), so one separable conv runs whatever the choice;
+  the pools and identity are computed too and a one-hot sum keeps the chosen
+  output. Plain dataflow: it traces in half the time, but each step is
+  2.7-3.7x the child (the 5x5 depthwise and the pool gradients): for short
+  runs on small images.
 * ``"all"``: every candidate computed and one picked, as the authors' code
   does (for the benchmark).
 
@@ -52,6 +56,7 @@ import tensorflow as tf
 
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN
 from nas_tf.models.nasnet import build_nasnet
+from nas_tf.ops import gather_matmul
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch
 
@@ -114,6 +119,13 @@ class _Position:
         self.prev_larger = prev_larger
 
 
+def _pointwise(x, bank, idx):
+    """1x1 conv of NHWC ``x`` with ``bank[idx]`` ([F_in, F_out]), read in place by nas_tf.ops.gather_matmul."""
+    shape = tf.shape(x)
+    y = gather_matmul(tf.reshape(x, [-1, x.shape[-1]]), bank, idx)
+    return tf.reshape(y, tf.concat([shape[:-1], [bank.shape[-1]]], 0))
+
+
 def _bn_train(x, gamma, beta, epsilon):
     mean, var = tf.nn.moments(x, axes=[0, 1, 2])
     return tf.nn.batch_normalization(x, mean, var, beta, gamma, epsilon)
@@ -133,7 +145,7 @@ class EnasMicroSupernet(keras.Model):
         weight_decay: L2 penalty on every kernel.
         dropout: dropout before the classifier (training only).
         batch_norm_epsilon: batch-norm epsilon.
-        op_selection: ``"merged"`` (default), ``"switch"`` or ``"all"``; see
+        op_selection: ``"switch"`` (default), ``"merged"`` or ``"all"``; see
             the module docstring.
     """
 
@@ -147,7 +159,7 @@ class EnasMicroSupernet(keras.Model):
         weight_decay: float = 1e-4,
         dropout: float = 0.0,
         batch_norm_epsilon: float = 1e-5,
-        op_selection: str = "merged",
+        op_selection: str = "switch",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -272,7 +284,7 @@ class EnasMicroSupernet(keras.Model):
                 s = strides if u == 0 else 1
                 x = tf.nn.relu(x)
                 x = tf.nn.depthwise_conv2d(x, tf.gather(dw, idx), [1, s, s, 1], "SAME")
-                x = tf.nn.conv2d(x, tf.gather(pw, idx)[None, None], 1, "SAME")
+                x = _pointwise(x, pw, idx)
                 x = _bn_train(x, tf.gather(gamma, idx), tf.gather(beta, idx), self.epsilon)
             return x
         if op == "avg_pool_3x3":
