@@ -137,7 +137,7 @@ One SGD step (forward, backward, Nesterov update) on a batch of {FLAGS.batch_siz
 steps, for {FLAGS.archs} sampled architectures per space, measured side by side in one run;
 macro: 12 layers, 36 filters; micro: {FLAGS.micro_cells} normal cell(s) per stage + 2 reduction cells,
 5 nodes, 20 filters. The arch is an int tensor: "switch" runs only the chosen op
-(`tf.switch_case`), "merged" (micro default) runs one separable conv with the chosen
+(`tf.switch_case`), "merged" (micro only) runs one separable conv with the chosen
 op's weights plus the pools, "all" runs every candidate and selects one output (the
 authors' code). Goal: supernet / child <= 1.3. "traces so far" counts the traces of
 each supernet step over all architectures (1 = one trace per search phase).
