@@ -47,6 +47,7 @@ flags.DEFINE_bool("train_on_validation", False, "Also train on the validation sp
 flags.DEFINE_float("dropout", 0.0, "Dropout before the classifier.", lower_bound=0.0, upper_bound=0.99)
 flags.DEFINE_bool("export", True, "Export a SavedModel to <model_dir>/saved_model.")
 cli.define_nasnet_network_flags(num_cells=2, num_conv_filters=16)
+cli.define_strategy_flags()
 flags.DEFINE_float("aux_weight", 0.4, "Loss weight of the auxiliary head.", lower_bound=0.0)
 FLAGS = flags.FLAGS
 NASNET_FLAGS = (
@@ -61,6 +62,8 @@ def train_recurrent(arch) -> None:
     from nas_tf.training.final_lm import train_final_lm
 
     cli.apply_defaults(cli.FINAL_DEFAULTS["recurrent"])
+    if FLAGS.strategy not in ("auto", "one_device") or FLAGS.num_cpu_devices > 1:
+        cli.fail(f"--strategy={FLAGS.strategy}: recurrent cells train on one device for now")
     for name in ("cutout", "train_on_validation", "dropout") + NASNET_FLAGS:
         if FLAGS[name].present:
             cli.fail(f"--{name} applies to image architectures; --arch is a recurrent cell (use the --lm_* flags)")
@@ -94,6 +97,9 @@ def main(argv):
     if arch.space in recurrent_spaces():
         return train_recurrent(arch)
     cli.apply_defaults(cli.FINAL_DEFAULTS["image"])
+    if FLAGS.strategy == "multi_worker":
+        cli.fail("--strategy=multi_worker: train_final.py trains on one host for now (one_device or mirrored)")
+    strategy = cli.distribute_strategy_from_flags()  # before any TensorFlow op: it may split the CPU
     cli.require_dataset("image", f"an image architecture (--arch of space {arch.space})")
     if arch.space not in image_spaces():
         cli.fail(f"--arch: space {arch.space!r} is not an image space this script trains ({', '.join(image_spaces())})")
@@ -124,11 +130,12 @@ def main(argv):
         builder_options=builder_options,
     )
     try:
-        metrics = train_final_image(arch, data, FLAGS.model_dir, config, export=FLAGS.export)
+        metrics = train_final_image(arch, data, FLAGS.model_dir, config, export=FLAGS.export, strategy=strategy)
     except ValueError as e:
         cli.fail(f"--model_dir={FLAGS.model_dir}: {e}")
     cli.write_flags(FLAGS.model_dir)
     summary = {k: metrics[k] for k in ("test_accuracy", "val_accuracy", "params", "wall_time")}
+    summary["replicas"] = strategy.num_replicas_in_sync
     summary["model_dir"] = os.path.abspath(FLAGS.model_dir)
     print(cli.dump(summary))
 

@@ -138,6 +138,31 @@ def define_enas_flags() -> None:
     flags.DEFINE_bool("export", True, "Export the retrained model as a SavedModel.")
 
 
+def define_strategy_flags() -> None:
+    """--strategy, --num_gpus, --num_cpu_devices (nas_tf.distribute)."""
+    from nas_tf.distribute import STRATEGIES
+
+    flags.DEFINE_enum(
+        "strategy", "auto", list(STRATEGIES),
+        "tf.distribute strategy: auto (mirrored over the local GPUs when there are several, else one device), "
+        "one_device, mirrored, multi_worker (cluster from TF_CONFIG or Slurm).",
+    )
+    flags.DEFINE_integer("num_gpus", None, "Local GPUs to use (default: all).", lower_bound=0)
+    flags.DEFINE_integer(
+        "num_cpu_devices", 0, "Without GPUs: split the CPU into N logical devices (mirrored over them).", lower_bound=0
+    )
+
+
+def distribute_strategy_from_flags():
+    """The tf.distribute strategy of --strategy, --num_gpus, --num_cpu_devices."""
+    from nas_tf.distribute import make_strategy
+
+    try:
+        return make_strategy(FLAGS.strategy, FLAGS.num_gpus, FLAGS.num_cpu_devices)
+    except (ValueError, RuntimeError) as e:
+        fail(f"--strategy={FLAGS.strategy}: {e}")
+
+
 def define_image_data_flags(default_dataset: str = "digits") -> None:
     """Which image dataset and where it lives."""
     from nas_tf.data.images import IMAGE_DATASETS

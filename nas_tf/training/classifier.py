@@ -140,8 +140,17 @@ def train_classifier(
     steps_per_epoch: int | None = None,
     initial_epoch: int = 0,
     result: TrainResult | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> TrainResult:
     """Trains ``model`` with softmax cross-entropy and evaluates every epoch.
+
+    Under a ``strategy`` with several replicas (model and optimizer built in
+    its scope) every step is data-parallel: ``batch_size`` is the per-replica
+    batch, each global batch of ``batch_size x replicas`` examples is split
+    over the replicas, batch norm uses cross-replica statistics, the loss is
+    averaged over the global batch and the gradients are summed across
+    replicas by the optimizer, so one step equals a one-device step on the
+    global batch.
 
     Args:
         model: maps images to logits, or to ``[logits, aux_logits...]`` (the
@@ -160,6 +169,8 @@ def train_classifier(
         initial_epoch: epochs already done (resuming; model and optimizer
             state must have been restored).
         result: the metrics of the epochs already done, extended in place.
+        strategy: a ``tf.distribute.Strategy`` the model and optimizer were
+            built under (None: the default device).
 
     Returns:
         A :class:`TrainResult`.
@@ -171,43 +182,72 @@ def train_classifier(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    from nas_tf.distribute import num_replicas, synchronize_batch_norm
+
+    replicas = num_replicas(strategy)
+    global_batch = batch_size * replicas
     n_train = data.size("train")
-    per_epoch = max(1, math.ceil(n_train / batch_size))
+    per_epoch = max(1, math.ceil(n_train / global_batch))
     if steps_per_epoch:
         per_epoch = min(per_epoch, steps_per_epoch)
     total_steps = float(per_epoch * epochs)
     variables = model.trainable_variables
-    optimizer.build(variables)
+    if strategy is not None:
+        with strategy.scope():
+            optimizer.build(variables)
+    else:
+        optimizer.build(variables)
+    if replicas > 1:
+        synchronize_batch_norm(model)
+
+    def replica_step(x, y):
+        """Mean loss and accuracy over the global batch (this replica's share); one optimizer step."""
+        if replicas == 1:
+            mean = tf.reduce_mean
+        else:
+            n = tf.distribute.get_replica_context().all_reduce("sum", tf.cast(tf.shape(y)[0], tf.float32))
+
+            def mean(v):
+                return tf.reduce_sum(v) / n
+
+        with tf.GradientTape() as tape:
+            logits, aux = _split_outputs(model(x, training=True))
+            loss = mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            total = loss
+            for a in aux:
+                total += aux_weight * mean(keras.losses.sparse_categorical_crossentropy(y, a, from_logits=True))
+            if model.losses:
+                total += tf.add_n(model.losses) / replicas
+        grads = tape.gradient(total, variables)
+        optimizer.apply(grads, variables)
+        pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return loss, mean(tf.cast(tf.equal(pred, y), tf.float32))
 
     def train_step(x, y, step):
         if progress is not None:
             progress.assign(tf.cast(step, tf.float32) / total_steps)
-        with tf.GradientTape() as tape:
-            logits, aux = _split_outputs(model(x, training=True))
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-            total = loss
-            for a in aux:
-                total += aux_weight * tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(y, a, from_logits=True)
-                )
-            if model.losses:
-                total += tf.add_n(model.losses)
-        grads = tape.gradient(total, variables)
-        optimizer.apply(grads, variables)
-        pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return loss, tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32))
+        if replicas == 1:
+            return replica_step(x, y)
+        loss, acc = strategy.run(replica_step, args=(x, y))
+        sum_ = tf.distribute.ReduceOp.SUM
+        return strategy.reduce(sum_, loss, axis=None), strategy.reduce(sum_, acc, axis=None)
 
-    train_step = tf.function(
-        _PerModel(train_step), input_signature=_signature(model) + (tf.TensorSpec((), tf.int64),)
-    )
+    if replicas == 1:
+        train_step = tf.function(
+            _PerModel(train_step), input_signature=_signature(model) + (tf.TensorSpec((), tf.int64),)
+        )
+    else:  # distributed inputs: traced from the per-replica values
+        train_step = tf.function(_PerModel(train_step))
     eval_step = _make_eval_step(model)
-    eval_ds = data.batches(eval_split, max(batch_size, 256)) if eval_split else None
+    eval_ds = data.batches(eval_split, max(global_batch, 256)) if eval_split else None
     result = result if result is not None else TrainResult()
     start = time.time() - result.wall_time
     step = initial_epoch * per_epoch
     for epoch in range(initial_epoch, epochs):
         losses, accs = [], []
-        ds = data.batches("train", batch_size, training=True, seed=seed + epoch).take(per_epoch)
+        ds = data.batches("train", global_batch, training=True, seed=seed + epoch).take(per_epoch)
+        if replicas > 1:
+            ds = strategy.experimental_distribute_dataset(ds)
         for x, y in ds:
             loss, acc = train_step(x, y, tf.constant(step, tf.int64))
             losses.append(float(loss))

@@ -16,6 +16,7 @@ accuracy, and writes into ``model_dir``:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from nas_tf.data.images import ImageData
 from nas_tf.layers.drop_path import attach_training_progress
@@ -94,7 +96,12 @@ def _merged(data: ImageData, config: FinalImageConfig) -> ImageData:
 
 
 def train_final_image(
-    arch: Arch, data: ImageData, model_dir: str, config: FinalImageConfig = FinalImageConfig(), export: bool = True
+    arch: Arch,
+    data: ImageData,
+    model_dir: str,
+    config: FinalImageConfig = FinalImageConfig(),
+    export: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Trains ``arch`` from scratch on ``data`` and saves everything in ``model_dir``.
 
@@ -104,6 +111,10 @@ def train_final_image(
         model_dir: run directory; an interrupted run there is resumed.
         config: training settings.
         export: also export a SavedModel to ``model_dir/saved_model``.
+        strategy: a ``tf.distribute.Strategy`` (:func:`nas_tf.distribute.make_strategy`);
+            ``config.batch_size`` is then the per-replica batch. Only
+            single-process strategies (one device, mirrored) are supported
+            here; a multi-worker strategy is refused.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -114,20 +125,26 @@ def train_final_image(
     """
     data = _merged(data, config)
     claim_run_dir(model_dir, arch)
+    from nas_tf.distribute import num_replicas
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError("train_final_image: multi_worker is not supported yet (use one_device or mirrored)")
     keras.utils.set_random_seed(config.seed)
-    model = build_image_model(
-        arch, data.input_shape, data.num_classes, weight_decay=config.weight_decay, **config.builder_options
-    )
-    steps = -(-data.size("train") // config.batch_size)
-    optimizer = make_sgd(
-        config.learning_rate,
-        config.momentum,
-        config.nesterov,
-        schedule=config.lr_schedule,
-        total_steps=steps * config.epochs,
-        min_learning_rate=config.min_learning_rate,
-    )
-    optimizer.build(model.trainable_variables)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_image_model(
+            arch, data.input_shape, data.num_classes, weight_decay=config.weight_decay, **config.builder_options
+        )
+        steps = -(-data.size("train") // (config.batch_size * num_replicas(strategy)))
+        optimizer = make_sgd(
+            config.learning_rate,
+            config.momentum,
+            config.nesterov,
+            schedule=config.lr_schedule,
+            total_steps=steps * config.epochs,
+            min_learning_rate=config.min_learning_rate,
+        )
+        optimizer.build(model.trainable_variables)
     checkpoints = EpochCheckpoints(model_dir, model=model, optimizer=optimizer)
     saved = checkpoints.restore()
     result = TrainResult(**saved["history"]) if saved else TrainResult()
@@ -158,6 +175,7 @@ def train_final_image(
             on_epoch_end=save_epoch,
             initial_epoch=checkpoints.epochs_done,
             result=result,
+            strategy=strategy,
         )
     test_loss, test_acc = evaluate_classifier(model, data.batches("test", 256))
     metrics = {
