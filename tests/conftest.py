@@ -39,3 +39,44 @@ def run_script(name, *args, timeout=900, env=None):
         timeout=timeout,
         env=full_env,
     )
+
+
+def start_cluster(name, *args, num_workers=2, env=None):
+    """Starts scripts/<name> as ``num_workers`` processes of a local multi-worker
+    cluster on 127.0.0.1 (one ``TF_CONFIG`` each); returns the ``Popen`` s
+    (stdout and stderr to pipes, text mode)."""
+    import subprocess
+
+    from nas_tf.distribute.cluster import local_tf_configs
+
+    procs = []
+    for tf_config in local_tf_configs(num_workers):
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
+        full_env.update(env or {})
+        full_env["TF_CONFIG"] = tf_config
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, os.path.join(REPO, "scripts", name), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=full_env,
+            )
+        )
+    return procs
+
+
+def run_cluster(name, *args, num_workers=2, timeout=900, env=None):
+    """Runs scripts/<name> on a local cluster to the end; returns ``[(returncode, stdout, stderr)]``."""
+    procs = start_cluster(name, *args, num_workers=num_workers, env=env)
+    out = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=timeout)
+            out.append((p.returncode, stdout, stderr))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return out

@@ -1,5 +1,14 @@
-"""Turning flags into a ``tf.distribute.Strategy`` (see :mod:`nas_tf.distribute.strategy`)."""
+"""Strategies from flags (:mod:`nas_tf.distribute.strategy`) and multi-worker roles and collectives (:mod:`nas_tf.distribute.cluster`)."""
 
+from nas_tf.distribute.cluster import (
+    WorkerInfo,
+    all_gather_bytes,
+    all_gather_json,
+    barrier,
+    broadcast_from_chief,
+    local_tf_configs,
+    worker_info,
+)
 from nas_tf.distribute.strategy import (
     STRATEGIES,
     cluster_resolver,
@@ -10,6 +19,13 @@ from nas_tf.distribute.strategy import (
 )
 
 __all__ = [
+    "WorkerInfo",
+    "all_gather_bytes",
+    "all_gather_json",
+    "barrier",
+    "broadcast_from_chief",
+    "local_tf_configs",
+    "worker_info",
     "STRATEGIES",
     "cluster_resolver",
     "configure_cpu_devices",
