@@ -18,6 +18,10 @@ The paper's CIFAR-10 setting (12,800 children of 50 epochs):
     python scripts/search_nas.py --flagfile=scripts/presets/nas_cifar10.flags \
         --data_dir=~/tensorflow_datasets --model_dir=runs/nas_cifar10
 
+Children train one at a time here by default; --parallel_children=N trains N
+at once in worker processes (one per GPU, see --child_devices), and
+--strategy=multi_worker spreads a search over several hosts (docs/distributed.md).
+
 Outputs in --model_dir: history.jsonl, best_arch.json, best.json,
 checkpoints/, tensorboard/, flags.json, search_config.json. Re-running the same
 command resumes the search.
@@ -40,6 +44,7 @@ cli.define_nas_cnn_flags()
 cli.define_nas_rnn_flags()
 cli.define_lm_flags()
 cli.define_lm_reward_flags()
+cli.define_search_execution_flags()
 FLAGS = flags.FLAGS
 
 
@@ -48,34 +53,19 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.setup_logging()
     cli.apply_defaults(cli.SEARCH_DEFAULTS[FLAGS.space])
-    from nas_tf.data import DatasetUnavailableError
-    from nas_tf.search import ImageChildTrainer, InProcessEvaluator, LMChildTrainer, MultiTrialSearch, ResumeMismatchError
+    from nas_tf.search.child import TrainerSpec
 
     recurrent = FLAGS.space == "nas_rnn"
-    cli.require_dataset("text" if recurrent else "image", f"--space={FLAGS.space}")
-    try:
-        data = cli.text_data_from_flags() if recurrent else cli.image_data_from_flags()
-    except DatasetUnavailableError as e:
-        cli.fail(f"--dataset={FLAGS.dataset}: {e}")
+    dataset = cli.require_dataset("text" if recurrent else "image", f"--space={FLAGS.space}")
     if recurrent:
         space, start_depth = cli.nas_rnn_space_from_flags(), None
-        trainer = LMChildTrainer(data, cli.lm_child_config_from_flags())
+        spec = TrainerSpec("text", dataset, cli.lm_child_config_from_flags(), data_dir=FLAGS.data_dir)
     else:
         space, start_depth = cli.nas_cnn_space_from_flags(), FLAGS.start_depth
-        trainer = ImageChildTrainer(data, cli.child_config_from_flags())
-    search = MultiTrialSearch(
-        space,
-        cli.strategy_from_flags(space.decisions),
-        InProcessEvaluator(trainer, trainer.settings()),
-        cli.search_config_from_flags(start_depth=start_depth),
-    )
-    os.makedirs(FLAGS.model_dir, exist_ok=True)
-    try:
-        summary = search.run()
-    except ResumeMismatchError as e:
-        cli.fail(str(e))
-    cli.write_flags(FLAGS.model_dir)
-    print(cli.dump(summary))
+        spec = TrainerSpec(
+            "image", dataset, cli.child_config_from_flags(), data_dir=FLAGS.data_dir, download=FLAGS.download_data
+        )
+    cli.run_multi_trial_search(space, spec, start_depth=start_depth)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ cli.define_image_data_flags()
 cli.define_child_flags()
 cli.define_nasnet_space_flags()
 cli.define_nasnet_network_flags(num_cells=1, num_conv_filters=8)
+cli.define_search_execution_flags()
 # The NASNet search's own settings (paper, appendix A): a 1-layer LSTM of 100
 # units, U(-0.1, 0.1) init, lr 3.5e-4, entropy weight 1e-5, baseline EMA 0.95;
 # children trained with cosine decay and rewarded with their final validation
@@ -59,28 +60,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.setup_logging()
-    from nas_tf.data import DatasetUnavailableError
-    from nas_tf.search import ImageChildTrainer, InProcessEvaluator, MultiTrialSearch, ResumeMismatchError
+    from nas_tf.search.child import TrainerSpec
 
-    space = cli.nasnet_space_from_flags()
-    try:
-        data = cli.image_data_from_flags()
-    except DatasetUnavailableError as e:
-        cli.fail(f"--dataset={FLAGS.dataset}: {e}")
-    trainer = ImageChildTrainer(data, cli.child_config_from_flags(**cli.nasnet_builder_options_from_flags()))
-    search = MultiTrialSearch(
-        space,
-        cli.strategy_from_flags(space.decisions),
-        InProcessEvaluator(trainer, trainer.settings()),
-        cli.search_config_from_flags(),
-    )
-    os.makedirs(FLAGS.model_dir, exist_ok=True)
-    try:
-        summary = search.run()
-    except ResumeMismatchError as e:
-        cli.fail(str(e))
-    cli.write_flags(FLAGS.model_dir)
-    print(cli.dump(summary))
+    config = cli.child_config_from_flags(**cli.nasnet_builder_options_from_flags())
+    spec = TrainerSpec("image", FLAGS.dataset, config, data_dir=FLAGS.data_dir, download=FLAGS.download_data)
+    cli.run_multi_trial_search(cli.nasnet_space_from_flags(), spec)
 
 
 if __name__ == "__main__":

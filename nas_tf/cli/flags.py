@@ -705,6 +705,7 @@ def search_config_from_flags(start_depth: int | None = None):
         depth_increment=FLAGS.depth_increment if start_depth else 2,
         depth_increment_every=FLAGS.depth_increment_every if start_depth else 1600,
         max_depth=(FLAGS.max_depth or None) if start_depth else None,
+        async_controller=FLAGS.async_controller if "async_controller" in FLAGS else False,
     )
 
 
@@ -735,3 +736,122 @@ def fail(message: str) -> None:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=2)
+
+
+# ------------------------------------------- multi-trial search execution
+
+
+def define_search_execution_flags() -> None:
+    """How a multi-trial search trains its children: parallel workers, devices, timeouts, hosts."""
+    flags.DEFINE_integer(
+        "parallel_children", 0,
+        "Train N children at once, one worker process each (0: one at a time in this process).", lower_bound=0,
+    )
+    flags.DEFINE_list(
+        "child_devices", None,
+        "GPUs of each child worker: 0,1,2,3 (one each) or 0+1,2+3 (two each, mirrored). Default: round robin "
+        "over the local GPUs (CPU only without GPUs). Sets --parallel_children to the number of groups.",
+    )
+    flags.DEFINE_float(
+        "child_timeout", 0.0,
+        "Seconds a child may train before its worker is killed and it gets reward 0 (0: no limit; needs "
+        "--parallel_children).", lower_bound=0.0,
+    )
+    flags.DEFINE_integer("child_retries", 1, "Times a child is retried after its worker process died.", lower_bound=0)
+    flags.DEFINE_integer("child_threads", 0, "TensorFlow threads of each child worker (0: cores / workers).", lower_bound=0)
+    flags.DEFINE_bool(
+        "async_controller", False,
+        "Update the controller on every returned child (the NAS paper's asynchronous replicas) instead of once "
+        "per --archs_per_step children; one host only.",
+    )
+    define_strategy_flags()
+
+
+def search_evaluator_from_flags(spec):
+    """The evaluator and the cluster strategy (None on one host) of a multi-trial search.
+
+    ``spec`` is the :class:`~nas_tf.search.child.TrainerSpec` of the children.
+    With ``--parallel_children`` the children train in worker processes on
+    their ``--child_devices`` (this process hides its GPUs from itself);
+    otherwise here, under ``--strategy`` (mirrored: each child data-parallel).
+    ``--strategy=multi_worker`` makes this host one of the search's replicas.
+    Must run before TensorFlow executes any op.
+    """
+    import tensorflow as tf
+
+    from nas_tf.data import DatasetUnavailableError
+    from nas_tf.distribute import num_replicas
+    from nas_tf.search import InProcessEvaluator
+    from nas_tf.search.parallel import ParallelEvaluator, parse_device_groups
+
+    groups = FLAGS.child_devices
+    parallel = FLAGS.parallel_children
+    if groups and parallel and len(groups) != parallel:
+        fail(f"--child_devices={','.join(groups)} names {len(groups)} group(s) but --parallel_children={parallel}")
+    parallel = parallel or (len(groups) if groups else 0)
+    if FLAGS.child_timeout and not parallel:
+        fail(f"--child_timeout={FLAGS.child_timeout:g} needs --parallel_children >= 1 (a child training in the "
+             "search process cannot be stopped)")
+    if FLAGS.async_controller and FLAGS.strategy == "multi_worker":
+        fail("--async_controller runs on one host; --strategy=multi_worker updates the controller synchronously")
+    cluster, child_strategy, device_groups = None, None, None
+    if parallel:
+        if FLAGS.strategy not in ("auto", "multi_worker") or FLAGS.num_cpu_devices or FLAGS.num_gpus is not None:
+            fail(f"--strategy={FLAGS.strategy}: with --parallel_children each worker trains on its --child_devices "
+                 "group (mirrored when a group has several GPUs); use --strategy=auto (or multi_worker) and "
+                 "--child_devices instead of --num_gpus/--num_cpu_devices")
+        try:
+            device_groups = parse_device_groups(groups, parallel, len(tf.config.list_physical_devices("GPU")))
+        except ValueError as e:
+            fail(f"--child_devices: {e}")
+        tf.config.set_visible_devices([], "GPU")  # the workers own the GPUs
+    strategy = distribute_strategy_from_flags()
+    if FLAGS.strategy == "multi_worker":
+        cluster = strategy
+    elif num_replicas(strategy) > 1:
+        child_strategy = strategy
+    try:
+        trainer = spec.build(strategy=child_strategy)
+    except DatasetUnavailableError as e:
+        fail(f"--dataset={spec.dataset}: {e}")
+    except ValueError as e:
+        fail(f"--strategy={FLAGS.strategy}: {e}")
+    if parallel:
+        evaluator = ParallelEvaluator(
+            spec, parallel, device_groups, child_timeout=FLAGS.child_timeout, retries=FLAGS.child_retries,
+            threads_per_worker=FLAGS.child_threads, settings=trainer.settings(),
+        )
+    else:
+        evaluator = InProcessEvaluator(trainer, trainer.settings())
+    return evaluator, cluster
+
+
+def run_multi_trial_search(space, spec, start_depth: int | None = None) -> None:
+    """Builds and runs (or resumes) the multi-trial search of a script; prints the summary."""
+    from nas_tf.distribute import worker_info
+    from nas_tf.search import MultiTrialSearch, ResumeMismatchError
+    from nas_tf.search.parallel import WorkerStartError
+
+    evaluator, cluster = search_evaluator_from_flags(spec)
+    try:
+        search = MultiTrialSearch(
+            space,
+            strategy_from_flags(space.decisions),
+            evaluator,
+            search_config_from_flags(start_depth=start_depth),
+            cluster=cluster,
+        )
+        chief = worker_info(cluster).is_chief
+        if chief:
+            os.makedirs(FLAGS.model_dir, exist_ok=True)
+        try:
+            summary = search.run()
+        except ResumeMismatchError as e:
+            fail(str(e))
+        except WorkerStartError as e:
+            fail(f"--parallel_children={FLAGS.parallel_children or len(FLAGS.child_devices or [])}: {e}")
+        if chief:
+            write_flags(FLAGS.model_dir)
+        print(dump(summary))
+    finally:
+        evaluator.close()

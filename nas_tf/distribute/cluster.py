@@ -76,16 +76,24 @@ def worker_info(strategy: tf.distribute.Strategy | None) -> WorkerInfo:
     return WorkerInfo(index, count, index == 0)
 
 
+_ALL_REDUCE_FNS: dict = {}
+
+
 def _replica_all_reduce_sum(strategy, values: np.ndarray) -> np.ndarray:
     """Sums ``values`` over every replica of the cluster (each local replica adds this worker's copy)."""
+    fn = _ALL_REDUCE_FNS.get(id(strategy))
+    if fn is None:
+        # The tensor reaches the replicas captured and copied inside the replica
+        # function: passed as an argument of ``strategy.run``, the collective
+        # fails with "destinations can not be empty" (TF 2.21).
+        def all_reduce(x):
+            def replica_fn():
+                return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(x))
 
-    # The tensor is made inside the replica function: a tensor passed in or
-    # captured from outside has no device, and the collective then fails with
-    # "destinations can not be empty" (TF 2.21).
-    def replica_fn():
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.constant(values))
+            return strategy.run(replica_fn)
 
-    out = strategy.experimental_local_results(strategy.run(tf.function(replica_fn)))[0]
+        fn = _ALL_REDUCE_FNS[id(strategy)] = tf.function(all_reduce, reduce_retracing=True)
+    out = strategy.experimental_local_results(fn(tf.constant(values)))[0]
     return np.asarray(out.numpy())
 
 
@@ -141,18 +149,20 @@ def broadcast_from_chief(strategy: tf.distribute.Strategy | None, variables: Seq
     if not _is_multi_worker(strategy):
         return 0
     info = worker_info(strategy)
-    floats = [v for v in variables if v.dtype.is_floating]
+    floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
     if not floats:
         return 0
-    flat = np.concatenate([np.reshape(v.numpy(), -1).astype(np.float64) for v in floats])
+    values = [np.asarray(v.numpy()) for v in floats]
+    flat = np.concatenate([np.reshape(x, -1) for x in values]).astype(np.result_type(*values))
     mine = flat if info.is_chief else np.zeros_like(flat)
     per_worker, replicas = _sum_over_workers(strategy, mine)
+    # The others added zeros: every worker gets the same values (exactly the
+    # chief's when the local replica count is a power of two).
     chief = per_worker[0] / replicas[0]
     offset = 0
-    for v in floats:
-        n = int(np.prod(v.shape))
-        v.assign(np.reshape(chief[offset : offset + n], v.shape).astype(v.dtype.as_numpy_dtype))
-        offset += n
+    for v, x in zip(floats, values):
+        v.assign(np.reshape(chief[offset : offset + x.size], x.shape).astype(x.dtype))
+        offset += x.size
     return int(flat.nbytes)
 
 

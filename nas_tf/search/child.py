@@ -13,11 +13,19 @@ say how to build the child network of an arch and how to train and score it
    (:class:`~nas_tf.search.ChildTooLarge`) before any training;
 4. training failures (divergence, out of memory, ...) become reward-0 results
    that keep the parameter count.
+
+With a ``strategy`` of several replicas (a group of GPUs, or logical CPU
+devices) the child is built and trained in its scope, data-parallel.
+
+:class:`TrainerSpec` is the picklable recipe of a trainer: the worker
+processes of :class:`~nas_tf.search.parallel.ParallelEvaluator` load the data
+and build their own trainer from it.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import gc
 import time
@@ -38,6 +46,12 @@ class ChildTrainer(abc.ABC):
     """
 
     config: Any
+    strategy: Any = None  # a tf.distribute.Strategy to train children under (None: the default device)
+
+    def _scope(self):
+        from nas_tf.distribute import num_replicas
+
+        return self.strategy.scope() if num_replicas(self.strategy) > 1 else contextlib.nullcontext()
 
     @abc.abstractmethod
     def build_model(self, arch: Arch) -> keras.Model:
@@ -59,7 +73,8 @@ class ChildTrainer(abc.ABC):
         # child reproducible (it also resets Keras' global seed generator).
         keras.utils.set_random_seed(request.seed)
         try:
-            model = self.build_model(request.arch)
+            with self._scope():
+                model = self.build_model(request.arch)
         except (ValueError, TypeError) as e:
             raise ChildBuildError(str(e)) from e
         params = int(model.count_params())
@@ -67,7 +82,8 @@ class ChildTrainer(abc.ABC):
         if max_params and params > max_params:
             raise ChildTooLarge(f"{params} parameters > max_params={max_params}")
         try:
-            reward, metrics = self.train_and_score(model, request)
+            with self._scope():
+                reward, metrics = self.train_and_score(model, request)
         except Exception as e:
             return failure_result(request.index, e, time.time() - start, params=params)
         finally:
@@ -79,3 +95,59 @@ class ChildTrainer(abc.ABC):
             metrics={**metrics, "params": params},
             wall_time=time.time() - start,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSpec:
+    """A picklable recipe of a child trainer: which data, which settings.
+
+    Args:
+        kind: ``"image"`` (:class:`~nas_tf.search.ImageChildTrainer`) or
+            ``"text"`` (:class:`~nas_tf.search.LMChildTrainer`).
+        dataset: dataset name (``digits``, ``cifar10``, ``pydoc``, ``ptb``).
+        config: the child config (``ImageChildConfig`` / ``LMChildConfig``).
+        data_dir: data directory of the dataset.
+        download: let tensorflow-datasets download a missing dataset.
+        train_subset: keep only the first this-many training examples
+            (images) or tokens (text); 0 keeps all.
+
+    Example:
+
+    >>> from nas_tf.search import ImageChildConfig
+    >>> spec = TrainerSpec("image", "digits", ImageChildConfig(epochs=1), train_subset=256)
+    >>> trainer = spec.build()  # doctest: +SKIP
+    """
+
+    kind: str
+    dataset: str
+    config: Any
+    data_dir: str | None = None
+    download: bool = False
+    train_subset: int = 0
+
+    def __post_init__(self):
+        if self.kind not in ("image", "text"):
+            raise ValueError(f"kind must be 'image' or 'text', got {self.kind!r}")
+        if self.train_subset < 0:
+            raise ValueError(f"train_subset must be >= 0, got {self.train_subset}")
+
+    def build(self, strategy: Any = None) -> ChildTrainer:
+        """Loads the data and returns the trainer (trained under ``strategy`` if given)."""
+        from nas_tf.distribute import num_replicas
+
+        if self.kind == "image":
+            from nas_tf.data.images import load_image_data
+            from nas_tf.search.image_child import ImageChildTrainer
+
+            data = load_image_data(self.dataset, data_dir=self.data_dir, download=self.download)
+            trainer: ChildTrainer = ImageChildTrainer(data.subset("train", self.train_subset) if self.train_subset else data, self.config)
+        else:
+            from nas_tf.data.text import load_text_data
+            from nas_tf.search.lm_child import LMChildTrainer
+
+            if num_replicas(strategy) > 1:
+                raise ValueError("recurrent-cell children train on one device: give each worker one device")
+            corpus = load_text_data(self.dataset, data_dir=self.data_dir)
+            trainer = LMChildTrainer(corpus.subset("train", self.train_subset) if self.train_subset else corpus, self.config)
+        trainer.strategy = strategy
+        return trainer

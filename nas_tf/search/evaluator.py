@@ -27,6 +27,8 @@ TOO_LARGE = "too_large"
 OUT_OF_MEMORY = "out_of_memory"
 DIVERGED = "diverged"
 ERROR = "error"
+WORKER_CRASHED = "worker_crashed"  # the worker process died while training the child
+TIMEOUT = "timeout"  # no result within the child timeout
 
 
 class ChildTooLarge(RuntimeError):
@@ -96,11 +98,44 @@ def failure_result(index: int, exc: BaseException, wall_time: float = 0.0, **met
 
 
 class Evaluator(abc.ABC):
-    """Trains children and reports their rewards."""
+    """Trains children and reports their rewards.
+
+    Two ways in: :meth:`evaluate` takes a whole batch (the synchronous loop),
+    :meth:`submit` and :meth:`next_result` keep up to :attr:`capacity`
+    children in flight and hand back each as it finishes (the asynchronous
+    controller). The defaults of the second pair train one submitted child at
+    a time through :meth:`evaluate`.
+    """
 
     @abc.abstractmethod
     def evaluate(self, requests: Sequence[ChildRequest]) -> Iterator[ChildResult]:
         """Yields one result per request, in any order, as children finish."""
+
+    @property
+    def capacity(self) -> int:
+        """Children trained at the same time."""
+        return 1
+
+    def _submitted(self) -> list:
+        if not hasattr(self, "_queue"):
+            self._queue: list[ChildRequest] = []
+        return self._queue
+
+    def submit(self, request: ChildRequest) -> None:
+        """Queues ``request``; its result comes from :meth:`next_result`."""
+        self._submitted().append(request)
+
+    def in_flight(self) -> int:
+        """Submitted children whose results were not handed back yet."""
+        return len(self._submitted())
+
+    def next_result(self) -> ChildResult:
+        """Blocks until one submitted child finishes; returns its result."""
+        queue = self._submitted()
+        if not queue:
+            raise RuntimeError("next_result: no child was submitted")
+        (result,) = list(self.evaluate([queue.pop(0)]))
+        return result
 
     def config(self) -> dict[str, Any]:
         """JSON-able settings (written to the run directory)."""

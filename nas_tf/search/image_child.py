@@ -91,14 +91,19 @@ class ImageChildTrainer(ChildTrainer):
     reward :func:`accuracy_reward`. Failures raise; the evaluator turns them
     into reward-0 results (the shared skeleton: :class:`~nas_tf.search.child.ChildTrainer`).
 
+    Under a ``strategy`` of several replicas the child is trained
+    data-parallel, ``config.batch_size`` examples per replica.
+
     Args:
         data: the dataset.
         config: the child training settings.
+        strategy: a ``tf.distribute.Strategy`` (None: the default device).
     """
 
-    def __init__(self, data: ImageData, config: ImageChildConfig = ImageChildConfig()):
+    def __init__(self, data: ImageData, config: ImageChildConfig = ImageChildConfig(), strategy=None):
         self.data = data
         self.config = config
+        self.strategy = strategy
 
     def settings(self) -> dict[str, Any]:
         return {"dataset": self.data.name, **dataclasses.asdict(self.config)}
@@ -124,6 +129,7 @@ class ImageChildTrainer(ChildTrainer):
             seed=request.seed,
             steps_per_epoch=c.steps_per_epoch or None,
             progress=attach_training_progress(model),
+            strategy=self.strategy,
         )
         reward = accuracy_reward(result.val_accuracy, c.reward_window, c.reward_exponent)
         return reward, {

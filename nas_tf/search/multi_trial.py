@@ -20,6 +20,23 @@ The run directory (``model_dir``) holds
 * ``pending_step.json`` -- the tokens of the step in progress;
 * ``tensorboard/`` -- reward, baseline, entropy, best reward so far.
 
+Synchronous by default: the controller learns once per step, from the rewards
+of all ``m`` children, so the same seed gives the same search whatever trains
+the children (one process, ``N`` parallel workers, several hosts). With
+``async_controller`` the controller instead learns from every child as it
+returns (the NAS paper's asynchronous replicas), and a new child is sampled at
+once to keep every worker busy: see :meth:`MultiTrialSearch._run_async` for the
+staleness this brings.
+
+Under a multi-worker ``cluster`` strategy every host runs this loop with the
+same settings: every host samples the same architectures (same seed, same
+controller), trains its share of each step's children
+(:class:`~nas_tf.search.cluster_evaluator.MultiWorkerEvaluator`), receives
+everyone's results through the strategy's collectives and applies the same
+controller update; the chief's controller state is then broadcast so that
+float noise cannot make the replicas drift. Only the chief writes the run
+directory, which must be shared by the hosts to resume.
+
 Re-running the same command resumes: the checkpoint restores the state of the
 last finished step, the pending step is re-sampled (with the restored RNG, so
 the same architectures), children of it already in the history are not trained
@@ -41,6 +58,7 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.controller.base import SearchStrategy
+from nas_tf.distribute.cluster import barrier, broadcast_from_chief, worker_info
 from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
 from nas_tf.spaces.base import SearchSpace
 from nas_tf.spaces.arch import arch_from_dict
@@ -75,6 +93,8 @@ class SearchConfig:
         depth_increment_every: children between two increments.
         max_depth: the schedule stops growing here (None: no limit).
         keep_checkpoints: checkpoints kept.
+        async_controller: update the controller on every returned child
+            instead of once per step of ``archs_per_step`` children.
     """
 
     model_dir: str
@@ -86,6 +106,7 @@ class SearchConfig:
     depth_increment_every: int = 1600
     max_depth: int | None = None
     keep_checkpoints: int = 2
+    async_controller: bool = False
 
     def __post_init__(self):
         if self.num_architectures < 1:
@@ -111,7 +132,26 @@ def child_seed(seed: int, index: int) -> int:
 
 
 # Settings that may change between a run and its resumption.
-_RESUMABLE_CHANGES = {("search", "num_architectures"), ("search", "keep_checkpoints")}
+_RESUMABLE_CHANGES = {("search", "num_architectures"), ("search", "keep_checkpoints"), ("evaluator", "evaluator")}
+# Record sections that say how the search runs, not what it computes: they may
+# change between a run and its resumption (more parallel workers, other GPUs).
+_EXECUTION = "execution"
+
+
+def _float_variables(trackables: dict[str, Any]) -> list:
+    """The floating-point variables of a strategy's state (weights, slots, baseline)."""
+    import keras
+
+    out = []
+    for value in trackables.values():
+        if isinstance(value, (keras.Model, keras.layers.Layer, keras.optimizers.Optimizer)):
+            variables = value.variables
+        elif isinstance(value, (tf.Variable, keras.Variable)):
+            variables = [value]
+        else:
+            continue  # e.g. the sampling generator: its state is the same on every worker
+        out += [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    return out
 
 
 def _diff(old: Any, new: Any, path: tuple = ()) -> list[tuple]:
@@ -134,6 +174,9 @@ class MultiTrialSearch:
         config: loop settings.
         extra_config: more JSON-able settings to record (and check on resume).
         on_result: called after every child with ``(row, search)``.
+        cluster: the ``MultiWorkerMirroredStrategy`` of a multi-host search
+            (None: one host). The evaluator is then wrapped so that each host
+            trains its share of every step.
 
     Example:
 
@@ -149,7 +192,19 @@ class MultiTrialSearch:
         config: SearchConfig,
         extra_config: dict[str, Any] | None = None,
         on_result: Callable[[dict, "MultiTrialSearch"], None] | None = None,
+        cluster: tf.distribute.Strategy | None = None,
     ):
+        self.cluster = cluster
+        self.info = worker_info(cluster)
+        if self.info.count > 1:
+            if config.async_controller:
+                raise ValueError(
+                    "async_controller: the asynchronous controller runs on one host; a multi-worker search "
+                    "updates the controller synchronously (drop --async_controller or --strategy=multi_worker)"
+                )
+            from nas_tf.search.cluster_evaluator import MultiWorkerEvaluator
+
+            evaluator = MultiWorkerEvaluator(evaluator, cluster)
         self.space = space
         self.strategy = strategy
         self.evaluator = evaluator
@@ -158,7 +213,11 @@ class MultiTrialSearch:
         self.model_dir = os.path.abspath(config.model_dir)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.children_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_done")
-        self.checkpoint = tf.train.Checkpoint(step=self.step, children_done=self.children_done, **strategy.trackables())
+        self.children_sampled = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_sampled")
+        counters = {"step": self.step, "children_done": self.children_done}
+        if config.async_controller:
+            counters["children_sampled"] = self.children_sampled
+        self.checkpoint = tf.train.Checkpoint(**counters, **strategy.trackables())
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
         )
@@ -168,9 +227,11 @@ class MultiTrialSearch:
             "evaluator": evaluator.config(),
             "search": dataclasses.asdict(config) | {"model_dir": None},
             **(extra_config or {}),
+            _EXECUTION: {"workers": self.info.count, **(getattr(evaluator, "execution", dict)())},
         }
         self.history: list[dict] = []
         self._writer = None
+        self._broadcast_bytes = 0
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -182,7 +243,9 @@ class MultiTrialSearch:
         if os.path.exists(path):
             with open(path, "r", encoding="utf-8") as f:
                 old = json.load(f)
-            changes = [d for d in _diff(old, self.record) if tuple(d[0]) not in _RESUMABLE_CHANGES]
+            changes = [
+                d for d in _diff(old, self.record) if tuple(d[0]) not in _RESUMABLE_CHANGES and d[0][:1] != (_EXECUTION,)
+            ]
             if changes:
                 lines = [f"  {'.'.join(map(str, p))}: was {o!r}, now {n!r}" for p, o, n in changes[:10]]
                 raise ResumeMismatchError(
@@ -192,27 +255,54 @@ class MultiTrialSearch:
         atomic_write_json(path, self.record)
 
     def _restore(self) -> None:
+        chief = self.info.is_chief
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            log.info("resumed %s at step %d (%d children done)", latest, int(self.step), int(self.children_done))
+            if chief:
+                log.info("resumed %s at step %d (%d children done)", latest, int(self.step), int(self.children_done))
         done = int(self.children_done)
-        rows = read_jsonl(self._path(HISTORY))
+        rows = read_jsonl(self._path(HISTORY), repair=chief)
+        if self.config.async_controller:
+            self.history = self._async_history(rows)
+            return
         # Rows past the checkpoint belong to the interrupted step (kept if it is
         # the pending one) -- anything else cannot be trusted and is dropped.
         kept = [r for r in rows if r["child"] < done or r["step"] == int(self.step)]
-        if len(kept) != len(rows):
+        if len(kept) != len(rows) and chief:
             log.warning("dropping %d history rows written after the last checkpoint", len(rows) - len(kept))
+        self.history = self._unique(kept, rewrite=len(kept) != len(rows))
+
+    def _unique(self, rows: list[dict], rewrite: bool = False) -> list[dict]:
+        """``rows`` without repeated children (first kept); the chief rewrites the history if any changed."""
         seen, unique = set(), []
-        for r in kept:
+        for r in rows:
             if r["child"] not in seen:
                 seen.add(r["child"])
                 unique.append(r)
-        if len(unique) != len(rows):
+        if (rewrite or len(unique) != len(rows)) and self.info.is_chief:
             atomic_write_text(self._path(HISTORY), "".join(json.dumps(r) + "\n" for r in unique))
-        self.history = unique
+        return unique
+
+    def _append(self, row: dict) -> None:
+        if self.info.is_chief:
+            append_jsonl(self._path(HISTORY), [row])
+        self.history.append(row)
+
+    def _write_pending(self, obj: dict) -> None:
+        if self.info.is_chief:
+            atomic_write_json(self._path(PENDING), obj)
+
+    def _save(self, number: int) -> None:
+        """The step's checkpoint and best arch (chief), then the controller synchronised (cluster)."""
+        if self.info.is_chief:
+            self.manager.save(checkpoint_number=number)
+            self._write_best()
+        self._broadcast_bytes = broadcast_from_chief(self.cluster, _float_variables(self.strategy.trackables()))
 
     def _summary_writer(self):
+        if not self.info.is_chief:
+            return None
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self._path("tensorboard"))
         return self._writer
@@ -256,14 +346,31 @@ class MultiTrialSearch:
         Returns:
             A summary: children trained, steps, best reward and arch path.
         """
-        os.makedirs(self.model_dir, exist_ok=True)
-        self._check_config()
-        self._restore()
+        if self.info.is_chief:
+            os.makedirs(self.model_dir, exist_ok=True)
+            self._check_config()
+            self._restore()  # may repair the history file
+        barrier(self.cluster)
+        if not self.info.is_chief:
+            self._restore()  # reads what the chief restored
+        cfg = self.config
+        total = cfg.num_architectures
+        if int(self.children_done) >= total:
+            log.info("search already complete: %d children", int(self.children_done))
+        if cfg.async_controller:
+            self._run_async()
+        else:
+            self._run_sync()
+        summary = self.summary()
+        if self.info.is_chief:
+            atomic_write_json(self._path("summary.json"), summary)
+        barrier(self.cluster)
+        return summary
+
+    def _run_sync(self) -> None:
         cfg = self.config
         total = cfg.num_architectures
         start_time = time.time()
-        if int(self.children_done) >= total:
-            log.info("search already complete: %d children", int(self.children_done))
         while int(self.children_done) < total:
             step, done = int(self.step), int(self.children_done)
             space = self._space_at(done)
@@ -276,7 +383,7 @@ class MultiTrialSearch:
                     log.warning("step %d: re-sampled tokens differ from the pending step; using the pending ones", step)
                 tokens = pending
             else:
-                atomic_write_json(self._path(PENDING), {"step": step, "first_child": done, "tokens": tokens.tolist()})
+                self._write_pending({"step": step, "first_child": done, "tokens": tokens.tolist()})
             archs = [space.from_tokens(t) for t in tokens]
             finished = {r["child"]: r for r in self.history if r["step"] == step}
             requests = [
@@ -289,8 +396,7 @@ class MultiTrialSearch:
             for result in self.evaluator.evaluate(requests):
                 k = result.index - done
                 row = self._row(step, result, archs[k], tokens[k], space)
-                append_jsonl(self._path(HISTORY), [row])
-                self.history.append(row)
+                self._append(row)
                 finished[result.index] = row
                 self._log_child(row, total)
                 if self.on_result is not None:
@@ -303,14 +409,123 @@ class MultiTrialSearch:
             entropy = self.strategy.entropy(decisions, tokens)
             self.step.assign(step + 1)
             self.children_done.assign(done + m)
-            self.manager.save(checkpoint_number=step + 1)
-            if os.path.exists(self._path(PENDING)):
+            self._save(step + 1)
+            if self.info.is_chief and os.path.exists(self._path(PENDING)):
                 os.remove(self._path(PENDING))
-            self._write_best()
             self._log_step(step, done + m, rewards, metrics, entropy, total, start_time)
-        summary = self.summary()
-        atomic_write_json(self._path("summary.json"), summary)
-        return summary
+
+    # ------------------------------------------------- asynchronous controller
+
+    def _async_history(self, rows: list[dict]) -> list[dict]:
+        """History rows of an asynchronous run that the checkpoint accounts for.
+
+        A row whose ``update`` is the checkpoint's step was written just before
+        a crash, its update not saved: it is kept and applied again on resume.
+        """
+        step = int(self.step)
+        kept = [r for r in rows if r.get("update", -1) <= step]
+        if len(kept) != len(rows) and self.info.is_chief:
+            log.warning("dropping %d history rows written after the last checkpoint", len(rows) - len(kept))
+        return self._unique(kept, rewrite=len(kept) != len(rows))
+
+    def _sample_one(self, index: int) -> tuple[np.ndarray, SearchSpace]:
+        space = self._space_at(index)
+        return self.strategy.sample(space.decisions, 1)[0], space
+
+    def _run_async(self) -> None:
+        """The asynchronous controller: learn from every child as it returns.
+
+        Up to ``evaluator.capacity`` children are in flight. Each returned child
+        is one controller update (a REINFORCE step on that single child, the
+        baseline its moving average), written to the history with the update
+        number, checkpointed, and replaced by a newly sampled child.
+
+        Staleness: a child sampled after update ``u`` returns at update
+        ``u' >= u``, after the ``u' - u`` children that finished while it
+        trained (up to ``capacity - 1`` when children take equally long). Its
+        log-probability is taken under the current controller, so the update is
+        off-policy by ``u' - u`` updates; every row records ``sampled_at`` and
+        ``staleness``. Results arrive in the order the children finish, so two
+        runs with the same seed need not give the same search (use the
+        synchronous default for that).
+
+        Resume: ``pending_step.json`` lists the children in flight; on restart
+        those sampled after the checkpoint are re-sampled from the restored
+        generator (so later samples follow as uninterrupted), none is trained
+        twice and none lost.
+        """
+        cfg = self.config
+        total = cfg.num_architectures
+        start_time = time.time()
+        finished = {r["child"]: r for r in self.history}
+        in_flight: dict[int, dict] = {}
+        path = self._path(PENDING)
+        if os.path.exists(path):
+            with open(path, "r", encoding="utf-8") as f:
+                pending = json.load(f)
+            sampled = int(self.children_sampled)
+            for entry in sorted(pending.get("in_flight", []), key=lambda e: e["child"]):
+                if entry["child"] >= sampled:  # sampled after the checkpoint: advance the generator past it
+                    tokens, _ = self._sample_one(entry["child"])
+                    if not np.array_equal(tokens, entry["tokens"]):
+                        log.warning("child %d: re-sampled tokens differ from the pending ones; using the pending ones",
+                                    entry["child"])
+                    sampled = entry["child"] + 1
+                if entry["child"] not in finished:
+                    in_flight[entry["child"]] = entry
+            self.children_sampled.assign(max(sampled, int(self.children_sampled)))
+        interrupted = [r for r in self.history if r.get("update") == int(self.step)]
+        for row in interrupted:  # its update was not checkpointed
+            self._apply_async(row, total, start_time)
+        if in_flight:
+            log.info("resuming %d children that were in flight", len(in_flight))
+        for entry in in_flight.values():
+            self._submit_async(entry)
+        while int(self.children_done) < total:
+            while self.evaluator.in_flight() < self.evaluator.capacity and int(self.children_sampled) < total:
+                index = int(self.children_sampled)
+                tokens, space = self._sample_one(index)
+                entry = {"child": index, "tokens": tokens.tolist(), "sampled_at": int(self.step)}
+                in_flight[index] = entry
+                self.children_sampled.assign(index + 1)
+                self._write_pending({"mode": "async", "in_flight": list(in_flight.values())})
+                self._submit_async(entry)
+            if self.evaluator.in_flight() == 0:
+                raise RuntimeError(f"no child in flight with {int(self.children_done)} of {total} children done")
+            result = self.evaluator.next_result()
+            entry = in_flight.pop(result.index)
+            space = self._space_at(result.index)
+            tokens = np.asarray(entry["tokens"], dtype=np.int32)
+            row = self._row(int(self.step), result, space.from_tokens(tokens), tokens, space)
+            row.update({"update": int(self.step), "sampled_at": entry["sampled_at"],
+                        "staleness": int(self.step) - entry["sampled_at"]})
+            self._append(row)
+            self._log_child(row, total)
+            if self.on_result is not None:
+                self.on_result(row, self)
+            self._apply_async(row, total, start_time)
+            self._write_pending({"mode": "async", "in_flight": list(in_flight.values())})
+        if self.info.is_chief and os.path.exists(path):
+            os.remove(path)
+
+    def _submit_async(self, entry: dict) -> None:
+        space = self._space_at(entry["child"])
+        arch = space.from_tokens(np.asarray(entry["tokens"], dtype=np.int32))
+        index = entry["child"]
+        self.evaluator.submit(ChildRequest(index=index, step=entry["sampled_at"], arch=arch,
+                                           seed=child_seed(self.config.seed, index)))
+
+    def _apply_async(self, row: dict, total: int, start_time: float) -> None:
+        """One controller update from one child's reward; checkpointed."""
+        space = self._space_at(row["child"])
+        tokens = np.asarray([row["tokens"]], dtype=np.int32)
+        metrics = self.strategy.update(space.decisions, tokens, [row["reward"]])
+        entropy = self.strategy.entropy(space.decisions, tokens)
+        step = int(self.step)
+        self.step.assign(step + 1)
+        self.children_done.assign(int(self.children_done) + 1)
+        self._save(step + 1)
+        self._log_step(step, int(self.children_done), [row["reward"]], metrics, entropy, total, start_time)
 
     def summary(self) -> dict[str, Any]:
         best = self.best()
@@ -363,6 +578,8 @@ class MultiTrialSearch:
     def _log_step(self, step, done, rewards, metrics, entropy, total, start_time) -> None:
         best = self.best()
         best_reward = best["reward"] if best else 0.0
+        if not self.info.is_chief:
+            return
         with self._summary_writer().as_default():
             tf.summary.scalar("reward/mean", float(np.mean(rewards)), step=done)
             tf.summary.scalar("reward/max", float(np.max(rewards)), step=done)
