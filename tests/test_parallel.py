@@ -1,0 +1,185 @@
+"""Parallel child evaluation, the asynchronous controller and multi-host multi-trial search (issue #8)."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import run_cluster, run_script, start_cluster
+from nas_tf.utils import read_jsonl
+
+TINY = [
+    "--num_architectures=4", "--archs_per_step=2", "--child_epochs=1", "--child_steps_per_epoch=6", "--start_depth=2",
+    "--child_threads=1",  # the same float arithmetic in every worker, whatever their number
+]
+ARCH = {"space": "nas_cnn", "layers": [{"filter_height": 3, "filter_width": 3, "num_filters": 16, "inputs": []}]}
+
+
+def _rows(model_dir):
+    return sorted(read_jsonl(os.path.join(model_dir, "history.jsonl")), key=lambda r: r["child"])
+
+
+def _same_search(a, b):
+    assert [r["child"] for r in a] == [r["child"] for r in b]
+    for x, y in zip(a, b):
+        assert x["tokens"] == y["tokens"] and x["seed"] == y["seed"] and x["status"] == y["status"]
+        assert x["reward"] == pytest.approx(y["reward"], rel=1e-6, abs=1e-9)
+
+
+def test_two_parallel_children_give_the_history_of_one(tmp_path):
+    runs = {}
+    for n in (1, 2):
+        model_dir = str(tmp_path / f"n{n}")
+        out = run_script("search_nas.py", f"--model_dir={model_dir}", *TINY, f"--parallel_children={n}")
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"child worker {n - 1} ready" in out.stderr
+        runs[n] = _rows(model_dir)
+        with open(os.path.join(model_dir, "search_config.json")) as f:
+            assert json.load(f)["execution"]["parallel_children"] == n
+    assert len(runs[1]) == 4 and all(r["status"] == "ok" for r in runs[1])
+    _same_search(runs[1], runs[2])
+    # Resuming with another number of workers is allowed: how children train is not what they compute.
+    out = run_script("search_nas.py", f"--model_dir={tmp_path / 'n2'}", *TINY[1:], "--num_architectures=6", "--parallel_children=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [r["child"] for r in _rows(tmp_path / "n2")] == list(range(6))
+
+
+def test_a_killed_worker_is_replaced_and_its_child_retried_then_penalised():
+    from nas_tf.search import ChildRequest, ImageChildConfig
+    from nas_tf.search.child import TrainerSpec
+    from nas_tf.search.parallel import ParallelEvaluator
+    from nas_tf.spaces.arch import arch_from_dict
+
+    arch = arch_from_dict(ARCH)
+    spec = TrainerSpec("image", "digits", ImageChildConfig(epochs=2, reward_window=1), train_subset=256)
+    evaluator = ParallelEvaluator(spec, 2, threads_per_worker=1, retries=1)
+
+    def kill_when_busy(index):
+        while index not in evaluator.busy_pids():
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(evaluator.busy_pids()[index], signal.SIGKILL)
+
+    try:
+        killer = threading.Thread(target=kill_when_busy, args=(0,))
+        killer.start()
+        results = {r.index: r for r in evaluator.evaluate([ChildRequest(i, 0, arch, 10 + i) for i in range(3)])}
+        killer.join()
+        assert sorted(results) == [0, 1, 2]
+        assert all(r.status == "ok" for r in results.values())
+        assert results[0].metrics["attempts"] == 2  # retried on the replacement worker
+        assert evaluator.restarts == 1 and all(p > 0 for p in evaluator.worker_pids())
+        # With no retries left, a worker death penalises the child and the evaluation goes on.
+        evaluator.retries = 0
+        killer = threading.Thread(target=kill_when_busy, args=(3,))
+        killer.start()
+        results = {r.index: r for r in evaluator.evaluate([ChildRequest(i, 1, arch, 10 + i) for i in (3, 4)])}
+        killer.join()
+        assert results[3].status == "worker_crashed" and results[3].reward == 0.0
+        assert "killed by signal 9" in results[3].reason
+        assert results[4].status == "ok" and evaluator.restarts == 2
+    finally:
+        evaluator.close()
+    assert all(w is None for w in evaluator._workers)
+
+
+def test_child_timeout_gives_reward_zero_and_the_search_goes_on(tmp_path):
+    model_dir = tmp_path / "run"
+    out = run_script(
+        "search_nas.py", f"--model_dir={model_dir}", "--num_architectures=2", "--archs_per_step=2", "--child_epochs=1",
+        "--start_depth=2", "--parallel_children=1", "--child_timeout=0.5",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = _rows(model_dir)
+    assert [r["status"] for r in rows] == ["timeout", "timeout"]
+    assert all(r["reward"] == 0.0 and "child_timeout=0.5s" in r["reason"] for r in rows)
+    assert json.loads(out.stdout[out.stdout.index("{") :])["failed_children"] == 2
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_async_controller_updates_per_child_and_resumes(tmp_path, small_digits):
+    from nas_tf.controller import Reinforce, controller_for
+    from nas_tf.search import ImageChildConfig, ImageChildTrainer, InProcessEvaluator, MultiTrialSearch, SearchConfig
+    from nas_tf.spaces import NASCNNSpace
+
+    config = ImageChildConfig(epochs=1, steps_per_epoch=4, reward_window=1)
+
+    def search(model_dir, on_result=None):
+        space = NASCNNSpace(num_layers=2)
+        trainer = ImageChildTrainer(small_digits, config)
+        return MultiTrialSearch(
+            space, Reinforce(controller_for(space.decisions, seed=3), seed=3), InProcessEvaluator(trainer),
+            SearchConfig(str(model_dir), num_architectures=5, archs_per_step=2, seed=5, async_controller=True),
+            on_result=on_result,
+        )
+
+    summary = search(tmp_path / "full").run()
+    assert summary["children"] == 5 and summary["steps"] == 5  # one controller update per child
+    reference = _rows(tmp_path / "full")
+    assert [r["update"] for r in reference] == list(range(5)) and all(r["staleness"] == 0 for r in reference)
+
+    def crash_after_three(row, _search):
+        if row["child"] == 2:
+            raise _Interrupt()
+
+    with pytest.raises(_Interrupt):
+        search(tmp_path / "broken", on_result=crash_after_three).run()
+    assert len(_rows(tmp_path / "broken")) == 3  # the third row was written, its update was not checkpointed
+    resumed = search(tmp_path / "broken").run()
+    rows = _rows(tmp_path / "broken")
+    assert resumed["children"] == 5 and resumed["steps"] == 5
+    assert sorted(r["update"] for r in rows) == list(range(5))
+    _same_search(rows, reference)
+
+
+def test_multi_worker_search_on_two_processes_matches_one_host_and_resumes(tmp_path):
+    one = run_script("search_nas.py", f"--model_dir={tmp_path / 'one'}", *TINY)
+    assert one.returncode == 0, one.stderr[-3000:]
+    model_dir = tmp_path / "cluster"
+    outs = run_cluster("search_nas.py", f"--model_dir={model_dir}", *TINY, "--strategy=multi_worker")
+    for code, _, err in outs:
+        assert code == 0, err[-3000:]
+    rows = _rows(model_dir)
+    _same_search(rows, _rows(tmp_path / "one"))
+    assert sorted({r["metrics"]["worker"] for r in rows}) == [0, 1]  # each host trained its share
+    assert json.loads(outs[0][1][outs[0][1].index("{") :]) == json.loads(outs[1][1][outs[1][1].index("{") :])
+
+    # Both hosts killed mid-run, the same command again on both: the search finishes, nothing lost or repeated.
+    killed = tmp_path / "killed"
+    args = [f"--model_dir={killed}", *TINY[1:], "--num_architectures=6", "--strategy=multi_worker"]
+    procs = start_cluster("search_nas.py", *args)
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.exists(killed / "checkpoints" / "checkpoint"):
+        time.sleep(0.2)
+    for p in procs:
+        p.kill()
+        p.communicate()
+    done_before = len(read_jsonl(killed / "history.jsonl", repair=False))
+    assert done_before < 6
+    for code, _, err in run_cluster("search_nas.py", *args):
+        assert code == 0, err[-3000:]
+    rows = _rows(killed)
+    assert [r["child"] for r in rows] == list(range(6))
+    _same_search(rows[:4], _rows(tmp_path / "one"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--child_timeout=10"], "--child_timeout=10 needs --parallel_children"),
+        (["--parallel_children=2", "--child_devices=0"], "--child_devices=0 names 1 group(s) but --parallel_children=2"),
+        (["--child_devices=0"], "--child_devices: device group '0': GPU 0 does not exist"),
+        (["--parallel_children=2", "--strategy=mirrored"], "--strategy=mirrored: with --parallel_children"),
+        (["--async_controller", "--strategy=multi_worker"], "--async_controller runs on one host"),
+    ],
+)
+def test_bad_execution_flags_are_named(tmp_path, args, message):
+    out = run_script("search_nas.py", f"--model_dir={tmp_path}", *args)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert message in out.stderr and "Traceback" not in out.stderr
