@@ -93,8 +93,11 @@ def _replica_all_reduce_sum(strategy, values: np.ndarray) -> np.ndarray:
             return strategy.run(replica_fn)
 
         fn = _ALL_REDUCE_FNS[id(strategy)] = tf.function(all_reduce, reduce_retracing=True)
-    out = strategy.experimental_local_results(fn(tf.constant(values)))[0]
-    return np.asarray(out.numpy())
+    # One flat float64 vector whatever is summed (exact for integers below
+    # 2**53): one trace serves every call instead of one per dtype and shape.
+    flat = tf.constant(np.reshape(values, -1).astype(np.float64))
+    out = strategy.experimental_local_results(fn(flat))[0].numpy()
+    return np.reshape(out, values.shape).astype(values.dtype)
 
 
 def _sum_over_workers(strategy, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
