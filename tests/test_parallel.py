@@ -183,3 +183,83 @@ def test_bad_execution_flags_are_named(tmp_path, args, message):
     out = run_script("search_nas.py", f"--model_dir={tmp_path}", *args)
     assert out.returncode == 1, out.stderr[-2000:]
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_children_under_mirrored_on_two_cpu_devices_match_one_device(tmp_path):
+    common = ["--num_architectures=2", "--archs_per_step=2", "--child_epochs=2", "--child_steps_per_epoch=5",
+              "--start_depth=2", "--algorithm=random"]
+    one = run_script("search_nas.py", f"--model_dir={tmp_path / 'one'}", *common, "--strategy=one_device",
+                     "--child_batch_size=32")
+    two = run_script("search_nas.py", f"--model_dir={tmp_path / 'two'}", *common, "--strategy=mirrored",
+                     "--num_cpu_devices=2", "--child_batch_size=16")  # per replica: the same global batch
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    for x, y in zip(a, b):
+        assert x["tokens"] == y["tokens"]
+        # Same examples, same seed: the same training up to float summation order (measured ~1e-6).
+        assert x["metrics"]["train_loss"] == pytest.approx(y["metrics"]["train_loss"], abs=1e-4)
+        assert x["reward"] == pytest.approx(y["reward"], abs=1e-3)
+
+
+def test_device_groups_and_one_worker_collectives():
+    import numpy as np
+    import tensorflow as tf
+
+    from nas_tf.distribute import all_gather_json, barrier, broadcast_from_chief, worker_info
+    from nas_tf.search.parallel import parse_device_groups
+
+    assert parse_device_groups(["0+1", "2+3"], 2, 4) == ["0,1", "2,3"]
+    assert parse_device_groups(None, 3, 2) == ["0", "1", "0"]
+    assert parse_device_groups(None, 2, 0) == ["", ""]
+    for groups, message in ((["0+0"], "names a GPU twice"), (["x"], "'x' is not a GPU index"), (["4"], "GPU 4 does not exist")):
+        with pytest.raises(ValueError, match=message):
+            parse_device_groups(groups, 1, 4)
+    # Without a cluster there is one worker, the chief, and the collectives are the identity.
+    assert worker_info(None).is_chief and worker_info(tf.distribute.get_strategy()).count == 1
+    assert all_gather_json(None, {"a": 1}) == [{"a": 1}]
+    v = tf.Variable([1.0, 2.0])
+    assert broadcast_from_chief(None, [v]) == 0 and np.allclose(v.numpy(), [1.0, 2.0])
+    barrier(None)
+
+
+def test_search_with_parallel_children_survives_kill_9_and_leaves_no_workers(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    model_dir = tmp_path / "run"
+    args = [f"--model_dir={model_dir}", "--num_architectures=6", "--archs_per_step=3", "--child_epochs=1",
+            "--child_steps_per_epoch=6", "--start_depth=2", "--parallel_children=2", "--child_threads=1"]
+    log = open(tmp_path / "stderr.txt", "w")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "search_nas.py"), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=log)
+    history = model_dir / "history.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(read_jsonl(history, repair=False)) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    log.close()
+    killed_at = len(read_jsonl(history, repair=False))
+    assert 2 <= killed_at < 6
+    pids = [int(p) for p in re.findall(r"child worker \d ready \(pid (\d+)", (tmp_path / "stderr.txt").read_text())]
+    assert len(pids) == 2
+
+    def alive(pid):  # a zombie left for the init process to reap is dead
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.time() + 30
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids), "worker processes outlived the search"
+    out = run_script("search_nas.py", *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(r["child"] for r in read_jsonl(history)) == list(range(6))
