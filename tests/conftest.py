@@ -41,23 +41,25 @@ def run_script(name, *args, timeout=900, env=None):
     )
 
 
-def start_cluster(name, *args, num_workers=2, env=None):
+def start_cluster(name, *args, num_workers=2, env=None, worker_args=None):
     """Starts scripts/<name> as ``num_workers`` processes of a local multi-worker
     cluster on 127.0.0.1 (one ``TF_CONFIG`` each); returns the ``Popen`` s
-    (stdout and stderr to pipes, text mode)."""
+    (stdout and stderr to pipes, text mode). ``worker_args``: ``{i: [more
+    arguments of worker i only]}``."""
     import subprocess
 
     from nas_tf.distribute.cluster import local_tf_configs
 
     procs = []
-    for tf_config in local_tf_configs(num_workers):
+    for i, tf_config in enumerate(local_tf_configs(num_workers)):
+        extra = (worker_args or {}).get(i, [])
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env.update(env or {})
         full_env["TF_CONFIG"] = tf_config
         procs.append(
             subprocess.Popen(
-                [sys.executable, os.path.join(REPO, "scripts", name), *args],
+                [sys.executable, os.path.join(REPO, "scripts", name), *args, *extra],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -67,9 +69,9 @@ def start_cluster(name, *args, num_workers=2, env=None):
     return procs
 
 
-def run_cluster(name, *args, num_workers=2, timeout=900, env=None):
+def run_cluster(name, *args, num_workers=2, timeout=900, env=None, worker_args=None):
     """Runs scripts/<name> on a local cluster to the end; returns ``[(returncode, stdout, stderr)]``."""
-    procs = start_cluster(name, *args, num_workers=num_workers, env=env)
+    procs = start_cluster(name, *args, num_workers=num_workers, env=env, worker_args=worker_args)
     out = []
     try:
         for p in procs:

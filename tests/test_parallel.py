@@ -263,3 +263,12 @@ def test_search_with_parallel_children_survives_kill_9_and_leaves_no_workers(tmp
     out = run_script("search_nas.py", *args)
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(r["child"] for r in read_jsonl(history)) == list(range(6))
+
+
+def test_a_worker_started_with_other_settings_is_refused(tmp_path):
+    outs = run_cluster("search_nas.py", f"--model_dir={tmp_path}", *TINY, "--strategy=multi_worker",
+                       worker_args={1: ["--child_epochs=2"]})
+    for code, _, err in outs:
+        assert code == 1, err[-2000:]
+        assert "other settings than the chief" in err and "evaluator.epochs: chief 1, worker 1 2" in err
+    assert not os.path.exists(tmp_path / "history.jsonl")

@@ -58,7 +58,7 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.controller.base import SearchStrategy
-from nas_tf.distribute.cluster import barrier, broadcast_from_chief, worker_info
+from nas_tf.distribute.cluster import all_gather_json, barrier, broadcast_from_chief, worker_info
 from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
 from nas_tf.spaces.base import SearchSpace
 from nas_tf.spaces.arch import arch_from_dict
@@ -254,6 +254,21 @@ class MultiTrialSearch:
                 )
         atomic_write_json(path, self.record)
 
+    def _check_workers_agree(self) -> None:
+        """Every host of a cluster must run the same search (how it trains children may differ)."""
+        if self.info.count == 1:
+            return
+        mine = json.dumps({k: v for k, v in self.record.items() if k != _EXECUTION}, sort_keys=True)
+        records = all_gather_json(self.cluster, mine)
+        others = [w for w, r in enumerate(records) if r != records[0]]
+        if others:
+            old, new = json.loads(records[0]), json.loads(records[others[0]])
+            lines = [f"  {'.'.join(map(str, p))}: chief {o!r}, worker {others[0]} {n!r}" for p, o, n in _diff(old, new)[:10]]
+            raise ResumeMismatchError(
+                f"worker(s) {others} were started with other settings than the chief; run the same command on "
+                "every host:\n" + "\n".join(lines)
+            )
+
     def _restore(self) -> None:
         chief = self.info.is_chief
         latest = self.manager.latest_checkpoint
@@ -346,6 +361,7 @@ class MultiTrialSearch:
         Returns:
             A summary: children trained, steps, best reward and arch path.
         """
+        self._check_workers_agree()
         if self.info.is_chief:
             os.makedirs(self.model_dir, exist_ok=True)
             self._check_config()
