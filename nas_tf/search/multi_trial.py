@@ -231,7 +231,6 @@ class MultiTrialSearch:
         }
         self.history: list[dict] = []
         self._writer = None
-        self._broadcast_bytes = 0
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -313,11 +312,9 @@ class MultiTrialSearch:
         if self.info.is_chief:
             self.manager.save(checkpoint_number=number)
             self._write_best()
-        self._broadcast_bytes = broadcast_from_chief(self.cluster, _float_variables(self.strategy.trackables()))
+        broadcast_from_chief(self.cluster, _float_variables(self.strategy.trackables()))
 
     def _summary_writer(self):
-        if not self.info.is_chief:
-            return None
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self._path("tensorboard"))
         return self._writer
