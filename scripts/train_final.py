@@ -10,6 +10,19 @@ or the name of a published architecture (e.g. nasnet_a, nascell). Writes into
 metrics.json (per-epoch metrics, test accuracy or perplexity, parameters),
 model.keras and saved_model/ (unless --noexport).
 
+--strategy=mirrored (--num_gpus, or --num_cpu_devices on a machine without
+GPUs) trains data-parallel on one host; --strategy=multi_worker on several
+hosts: run the same command on every host, each with its TF_CONFIG (or inside
+a Slurm allocation, one task per host with srun). --batch_size is per replica
+(global batch: --batch_size x replicas). Only the chief writes --model_dir
+(which must be on a filesystem every host shares); re-running the same command
+on every host resumes from the chief's last checkpoint.
+
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                "task": {"type": "worker", "index": 0}}' \
+        python scripts/train_final.py --arch=best_arch.json --model_dir=/shared/final \
+        --strategy=multi_worker            # index 1 on host2
+
 NASNet cells are stacked into an N @ 24F network (--nasnet_cells,
 --nasnet_filters, --nasnet_skeleton) and trained with ScheduledDropPath
 (--drop_path_keep_prob) and an auxiliary head (--aux_head, --aux_weight); the
@@ -62,23 +75,42 @@ def train_recurrent(arch) -> None:
     from nas_tf.training.final_lm import train_final_lm
 
     cli.apply_defaults(cli.FINAL_DEFAULTS["recurrent"])
-    if FLAGS.strategy not in ("auto", "one_device") or FLAGS.num_cpu_devices > 1:
-        cli.fail(f"--strategy={FLAGS.strategy}: recurrent cells train on one device for now")
     for name in ("cutout", "train_on_validation", "dropout") + NASNET_FLAGS:
         if FLAGS[name].present:
             cli.fail(f"--{name} applies to image architectures; --arch is a recurrent cell (use the --lm_* flags)")
     cli.require_dataset("text", f"a recurrent cell (--arch of space {arch.space})")
+    strategy = cli.distribute_strategy_from_flags()  # before any TensorFlow op: it may split the CPU
     try:
         corpus = cli.text_data_from_flags()
     except DatasetUnavailableError as e:
         cli.fail(f"--dataset={FLAGS.dataset}: {e}")
+    replicas = strategy.num_replicas_in_sync
+    rows = FLAGS.batch_size * replicas
+    if corpus.num_windows("train", rows, FLAGS.lm_bptt) < 1:
+        of = f" x {replicas} replicas (--strategy={FLAGS.strategy}) = {rows} rows" if replicas > 1 else " rows"
+        cli.fail(f"--batch_size={FLAGS.batch_size}{of}: the training split of {corpus.name} is too short")
+    config = cli.final_lm_config_from_flags()
     try:
-        metrics = train_final_lm(arch, corpus, FLAGS.model_dir, cli.final_lm_config_from_flags(), export=FLAGS.export)
+        metrics = train_final_lm(arch, corpus, FLAGS.model_dir, config, export=FLAGS.export, strategy=strategy)
     except ValueError as e:
         cli.fail(f"--model_dir={FLAGS.model_dir}: {e}")
-    cli.write_flags(FLAGS.model_dir)
-    summary = {k: metrics[k] for k in ("test_perplexity", "val_perplexity", "params", "wall_time")}
-    print(cli.dump({**summary, "model_dir": os.path.abspath(FLAGS.model_dir)}))
+    finish(strategy, metrics, ("test_perplexity", "val_perplexity", "params", "wall_time"))
+
+
+def finish(strategy, metrics: dict, keys: tuple) -> None:
+    """Writes flags.json (the chief) and prints the summary (every worker)."""
+    from nas_tf.distribute import worker_info
+    from nas_tf.training.checkpointing import write_chief_outputs
+
+    write_chief_outputs(strategy, lambda: cli.write_flags(FLAGS.model_dir))
+    info = worker_info(strategy)
+    summary = {k: metrics[k] for k in keys}
+    summary["replicas"] = strategy.num_replicas_in_sync
+    if info.count > 1:
+        summary["worker"] = info.index
+        summary["workers"] = info.count
+    summary["model_dir"] = os.path.abspath(FLAGS.model_dir)
+    print(cli.dump(summary))
 
 
 def main(argv):
@@ -97,8 +129,6 @@ def main(argv):
     if arch.space in recurrent_spaces():
         return train_recurrent(arch)
     cli.apply_defaults(cli.FINAL_DEFAULTS["image"])
-    if FLAGS.strategy == "multi_worker":
-        cli.fail("--strategy=multi_worker: train_final.py trains on one host for now (one_device or mirrored)")
     strategy = cli.distribute_strategy_from_flags()  # before any TensorFlow op: it may split the CPU
     cli.require_dataset("image", f"an image architecture (--arch of space {arch.space})")
     if arch.space not in image_spaces():
@@ -133,11 +163,7 @@ def main(argv):
         metrics = train_final_image(arch, data, FLAGS.model_dir, config, export=FLAGS.export, strategy=strategy)
     except ValueError as e:
         cli.fail(f"--model_dir={FLAGS.model_dir}: {e}")
-    cli.write_flags(FLAGS.model_dir)
-    summary = {k: metrics[k] for k in ("test_accuracy", "val_accuracy", "params", "wall_time")}
-    summary["replicas"] = strategy.num_replicas_in_sync
-    summary["model_dir"] = os.path.abspath(FLAGS.model_dir)
-    print(cli.dump(summary))
+    finish(strategy, metrics, ("test_accuracy", "val_accuracy", "params", "wall_time"))
 
 
 if __name__ == "__main__":

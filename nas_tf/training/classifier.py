@@ -125,6 +125,54 @@ def _make_eval_step(model):
     return tf.function(_PerModel(eval_step), input_signature=_signature(model))
 
 
+def clips_gradients(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether ``optimizer`` clips gradients (``global_clipnorm``, ``clipnorm`` or ``clipvalue``)."""
+    return any(getattr(optimizer, name, None) for name in ("global_clipnorm", "clipnorm", "clipvalue"))
+
+
+def clip_all_reduced(optimizer: keras.optimizers.Optimizer, grads: list) -> list:
+    """Replica-context gradients for ``optimizer.apply`` that clip like one device.
+
+    Keras clips each replica's gradient before it sums the replicas' gradients,
+    so a ``global_clipnorm`` would bound the wrong norm under several
+    replicas. If ``optimizer`` clips, the gradients are all-reduced here,
+    clipped with the optimizer's own rule, and divided by the number of
+    replicas; the optimizer's sum then gives the clipped all-reduced gradient
+    back (its second clipping is a no-op: every share is within the bound).
+    Without clipping the gradients are returned unchanged (one all-reduce,
+    the optimizer's).
+
+    Args:
+        optimizer: the Keras optimizer the gradients go to.
+        grads: this replica's gradients (None for unconnected variables).
+
+    Returns:
+        The gradients to pass to ``optimizer.apply`` in this replica.
+    """
+    if not clips_gradients(optimizer):
+        return grads
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync
+    present = [i for i, g in enumerate(grads) if g is not None]
+    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(grads[i]) for i in present])
+    clipped = optimizer._clip_gradients(reduced)  # the optimizer's own rule (Keras 3 BaseOptimizer)
+    out = list(grads)
+    for i, g in zip(present, clipped):
+        out[i] = g / replicas
+    return out
+
+
+def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker input: every worker builds the same global batches and keeps its replicas' rows.
+
+    (In-memory data has no files to shard by; asking for data sharding up
+    front spares TensorFlow's failed attempt at file sharding.)
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
 def train_classifier(
     model: keras.Model,
     data: ImageData,
@@ -150,7 +198,16 @@ def train_classifier(
     over the replicas, batch norm uses cross-replica statistics, the loss is
     averaged over the global batch and the gradients are summed across
     replicas by the optimizer, so one step equals a one-device step on the
-    global batch.
+    global batch. Under ``MultiWorkerMirroredStrategy`` (one process per
+    host, every one running this same loop) each worker builds the same
+    global batches and keeps its replicas' rows of them (``tf.data``
+    auto-sharding by data), so the workers see different examples of every
+    global batch; evaluation runs on every worker on the whole split (no
+    collectives, the same numbers everywhere).
+
+    Gradient clipping of the optimizer (``global_clipnorm``, ``clipnorm``,
+    ``clipvalue``) applies to the all-reduced gradient, as on one device
+    (Keras alone would clip each replica's share before the all-reduce).
 
     Args:
         model: maps images to logits, or to ``[logits, aux_logits...]`` (the
@@ -185,6 +242,9 @@ def train_classifier(
     from nas_tf.distribute import num_replicas, synchronize_batch_norm
 
     replicas = num_replicas(strategy)
+    # Under a strategy of several replicas (or any multi-worker strategy) the
+    # step runs in strategy.run on distributed batches.
+    distributed = replicas > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     global_batch = batch_size * replicas
     n_train = data.size("train")
     per_epoch = max(1, math.ceil(n_train / global_batch))
@@ -197,12 +257,12 @@ def train_classifier(
             optimizer.build(variables)
     else:
         optimizer.build(variables)
-    if replicas > 1:
+    if distributed:
         synchronize_batch_norm(model)
 
     def replica_step(x, y):
         """Mean loss and accuracy over the global batch (this replica's share); one optimizer step."""
-        if replicas == 1:
+        if not distributed:
             mean = tf.reduce_mean
         else:
             n = tf.distribute.get_replica_context().all_reduce("sum", tf.cast(tf.shape(y)[0], tf.float32))
@@ -219,6 +279,8 @@ def train_classifier(
             if model.losses:
                 total += tf.add_n(model.losses) / replicas
         grads = tape.gradient(total, variables)
+        if distributed:
+            grads = clip_all_reduced(optimizer, grads)
         optimizer.apply(grads, variables)
         pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
         return loss, mean(tf.cast(tf.equal(pred, y), tf.float32))
@@ -226,13 +288,13 @@ def train_classifier(
     def train_step(x, y, step):
         if progress is not None:
             progress.assign(tf.cast(step, tf.float32) / total_steps)
-        if replicas == 1:
+        if not distributed:
             return replica_step(x, y)
         loss, acc = strategy.run(replica_step, args=(x, y))
         sum_ = tf.distribute.ReduceOp.SUM
         return strategy.reduce(sum_, loss, axis=None), strategy.reduce(sum_, acc, axis=None)
 
-    if replicas == 1:
+    if not distributed:
         train_step = tf.function(
             _PerModel(train_step), input_signature=_signature(model) + (tf.TensorSpec((), tf.int64),)
         )
@@ -246,8 +308,8 @@ def train_classifier(
     for epoch in range(initial_epoch, epochs):
         losses, accs = [], []
         ds = data.batches("train", global_batch, training=True, seed=seed + epoch).take(per_epoch)
-        if replicas > 1:
-            ds = strategy.experimental_distribute_dataset(ds)
+        if distributed:
+            ds = strategy.experimental_distribute_dataset(_shard_by_data(ds))
         for x, y in ds:
             loss, acc = train_step(x, y, tf.constant(step, tf.int64))
             losses.append(float(loss))

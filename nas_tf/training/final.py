@@ -12,6 +12,11 @@ accuracy, and writes into ``model_dir``:
 * ``model.keras`` -- the trained model (Keras format; images to logits,
   auxiliary heads left out);
 * ``saved_model/`` -- the SavedModel export (``export=True``).
+
+Under ``MultiWorkerMirroredStrategy`` every worker runs this same function
+on its share of every global batch; only the chief writes ``model_dir``
+(assumed on a filesystem all workers share), and re-running the same command
+on every worker resumes from the chief's last checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from nas_tf.data.images import ImageData
 from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
 from nas_tf.spaces.arch import Arch
-from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
+from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir, write_chief_outputs
 from nas_tf.training.classifier import TrainResult, evaluate_classifier, make_sgd, train_classifier
 from nas_tf.utils.io import atomic_write_json
 
@@ -112,9 +117,12 @@ def train_final_image(
         config: training settings.
         export: also export a SavedModel to ``model_dir/saved_model``.
         strategy: a ``tf.distribute.Strategy`` (:func:`nas_tf.distribute.make_strategy`);
-            ``config.batch_size`` is then the per-replica batch. Only
-            single-process strategies (one device, mirrored) are supported
-            here; a multi-worker strategy is refused.
+            ``config.batch_size`` is then the per-replica batch (global
+            batch: per-replica x replicas). Under ``MultiWorkerMirroredStrategy``
+            every worker calls this function with the same arguments; the
+            chief alone writes ``model_dir`` (checkpoints, metrics,
+            ``model.keras``, ``saved_model/``), the others return the same
+            metrics.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -123,12 +131,11 @@ def train_final_image(
 
     >>> metrics = train_final_image(nas_tf.load_arch("best_arch.json"), load_digits(), "runs/final")  # doctest: +SKIP
     """
-    data = _merged(data, config)
-    claim_run_dir(model_dir, arch)
-    from nas_tf.distribute import num_replicas
+    from nas_tf.distribute import num_replicas, worker_info
 
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ValueError("train_final_image: multi_worker is not supported yet (use one_device or mirrored)")
+    data = _merged(data, config)
+    claim_run_dir(model_dir, arch, strategy)
+    chief = worker_info(strategy).is_chief
     keras.utils.set_random_seed(config.seed)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
@@ -145,7 +152,7 @@ def train_final_image(
             min_learning_rate=config.min_learning_rate,
         )
         optimizer.build(model.trainable_variables)
-    checkpoints = EpochCheckpoints(model_dir, model=model, optimizer=optimizer)
+    checkpoints = EpochCheckpoints(model_dir, strategy=strategy, model=model, optimizer=optimizer)
     saved = checkpoints.restore()
     result = TrainResult(**saved["history"]) if saved else TrainResult()
     params = int(model.count_params())
@@ -187,16 +194,33 @@ def train_final_image(
         "test_loss": test_loss,
         "wall_time": result.wall_time,
     }
-    # Auxiliary heads only serve training: the saved model maps images to logits.
-    if len(model.outputs) > 1:
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        model = keras.Model(inputs, model.outputs[0], name=model.name)
-    model.save(os.path.join(model_dir, "model.keras"))
     if export:
-        from nas_tf.export.saved_model import export_saved_model
-
-        export_saved_model(model, os.path.join(model_dir, "saved_model"))
         metrics["saved_model"] = "saved_model"
-    atomic_write_json(checkpoints.metrics_path, metrics)
-    log.info("test accuracy %.4f (%d parameters, %.0fs)", test_acc, params, time.time() - start)
+
+    def write_outputs() -> None:
+        saved = model
+        if strategy is not None and (
+            num_replicas(strategy) > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        ):
+            # A plain copy (variables outside the strategy, batch norm not
+            # synchronised) is saved: no distributed variables in the files,
+            # no collective the other workers would have to join.
+            saved = build_image_model(
+                arch, data.input_shape, data.num_classes, weight_decay=config.weight_decay, **config.builder_options
+            )
+            saved.set_weights(model.get_weights())
+        # Auxiliary heads only serve training: the saved model maps images to logits.
+        if len(saved.outputs) > 1:
+            inputs = saved.inputs[0] if len(saved.inputs) == 1 else saved.inputs
+            saved = keras.Model(inputs, saved.outputs[0], name=saved.name)
+        saved.save(os.path.join(model_dir, "model.keras"))
+        if export:
+            from nas_tf.export.saved_model import export_saved_model
+
+            export_saved_model(saved, os.path.join(model_dir, "saved_model"))
+        atomic_write_json(checkpoints.metrics_path, metrics)
+
+    write_chief_outputs(strategy, write_outputs)
+    if chief:
+        log.info("test accuracy %.4f (%d parameters, %.0fs)", test_acc, params, time.time() - start)
     return metrics

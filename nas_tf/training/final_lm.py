@@ -15,10 +15,16 @@ perplexity, and writes into ``model_dir`` (the same layout as the image path,
   before loading it);
 * ``saved_model/`` -- the SavedModel export (``export=True``), with the
   endpoints ``serve(tokens)`` and ``serve_with_state(tokens, *states)``.
+
+Under a ``tf.distribute`` strategy of several replicas the language model is
+trained data-parallel over the rows of every window
+(:func:`~nas_tf.training.language_model.train_language_model`); under
+``MultiWorkerMirroredStrategy`` only the chief writes ``model_dir``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -27,11 +33,12 @@ import time
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from nas_tf.data.text import TextCorpus
 from nas_tf.models.language_model import build_language_model
 from nas_tf.spaces.arch import Arch
-from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
+from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir, write_chief_outputs
 from nas_tf.training.classifier import make_sgd
 from nas_tf.training.language_model import LMTrainResult, evaluate_perplexity, train_language_model
 from nas_tf.utils.io import atomic_write_json
@@ -84,7 +91,12 @@ class FinalLMConfig:
 
 
 def train_final_lm(
-    arch: Arch, corpus: TextCorpus, model_dir: str, config: FinalLMConfig = FinalLMConfig(), export: bool = True
+    arch: Arch,
+    corpus: TextCorpus,
+    model_dir: str,
+    config: FinalLMConfig = FinalLMConfig(),
+    export: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Trains the language model of a recurrent cell from scratch and saves everything in ``model_dir``.
 
@@ -94,6 +106,11 @@ def train_final_lm(
         model_dir: run directory; an interrupted run there is resumed.
         config: training settings.
         export: also export a SavedModel to ``model_dir/saved_model``.
+        strategy: a ``tf.distribute.Strategy`` (:func:`nas_tf.distribute.make_strategy`);
+            ``config.batch_size`` is then the rows of one replica (global rows:
+            per-replica x replicas). Under ``MultiWorkerMirroredStrategy``
+            every worker calls this function with the same arguments and the
+            chief alone writes ``model_dir``.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -107,21 +124,28 @@ def train_final_lm(
 
     if arch.space not in recurrent_spaces():
         raise ValueError(f"train_final_lm trains recurrent cells ({', '.join(recurrent_spaces())}), got space {arch.space!r}")
-    claim_run_dir(model_dir, arch)
+    from nas_tf.distribute import num_replicas, worker_info
+
+    claim_run_dir(model_dir, arch, strategy)
+    chief = worker_info(strategy).is_chief
+    replicas = num_replicas(strategy)
+    rows = config.batch_size * replicas
     keras.utils.set_random_seed(config.seed)
-    model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
-    steps = corpus.num_windows("train", config.batch_size, config.bptt)
-    optimizer = make_sgd(
-        config.learning_rate,
-        config.momentum,
-        config.nesterov,
-        schedule=config.lr_schedule,
-        total_steps=max(1, steps * config.epochs),
-        min_learning_rate=config.min_learning_rate,
-        clip_norm=config.clip_norm,
-    )
-    optimizer.build(model.trainable_variables)
-    checkpoints = EpochCheckpoints(model_dir, model=model, optimizer=optimizer)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
+        steps = corpus.num_windows("train", rows, config.bptt)
+        optimizer = make_sgd(
+            config.learning_rate,
+            config.momentum,
+            config.nesterov,
+            schedule=config.lr_schedule,
+            total_steps=max(1, steps * config.epochs),
+            min_learning_rate=config.min_learning_rate,
+            clip_norm=config.clip_norm,
+        )
+        optimizer.build(model.trainable_variables)
+    checkpoints = EpochCheckpoints(model_dir, strategy=strategy, model=model, optimizer=optimizer)
     params = int(model.count_params())
     base = {
         "arch_file": "arch.json",
@@ -130,18 +154,16 @@ def train_final_lm(
         "vocab_size": corpus.vocab_size,
         "config": dataclasses.asdict(config),
     }
+    latest = checkpoints.latest()
     saved = None
-    if checkpoints.manager.latest_checkpoint:
-        import json
-
-        with open(checkpoints.metrics_path, "r", encoding="utf-8") as f:
-            previous = json.load(f)
+    if latest[0]:
+        previous = latest[1]
         if (previous.get("dataset"), previous.get("vocab_size")) != (corpus.name, corpus.vocab_size):
             raise ValueError(
                 f"{model_dir} holds a run on dataset {previous.get('dataset')!r} "
                 f"(vocabulary {previous.get('vocab_size')}), not {corpus.name!r} ({corpus.vocab_size})"
             )
-        saved = checkpoints.restore()
+        saved = checkpoints.restore(latest)
     result = LMTrainResult(**saved["history"]) if saved else LMTrainResult()
 
     def save_epoch(e: int, r: LMTrainResult) -> None:
@@ -165,6 +187,7 @@ def train_final_lm(
             on_epoch_end=save_epoch,
             initial_epoch=checkpoints.epochs_done,
             result=result,
+            strategy=strategy,
         )
     test_ppl = evaluate_perplexity(model, corpus, "test", config.eval_batch_size, config.bptt)
     metrics = {
@@ -175,12 +198,24 @@ def train_final_lm(
         "test_perplexity": test_ppl if math.isfinite(test_ppl) else None,
         "wall_time": result.wall_time,
     }
-    model.save(os.path.join(model_dir, "model.keras"))
     if export:
-        from nas_tf.export.saved_model import export_language_model
-
-        export_language_model(model, os.path.join(model_dir, "saved_model"))
         metrics["saved_model"] = "saved_model"
-    atomic_write_json(checkpoints.metrics_path, metrics)
-    log.info("test perplexity %.2f (%d parameters, %.0fs)", test_ppl, params, time.time() - start)
+
+    def write_outputs() -> None:
+        saved_model = model
+        if strategy is not None and (replicas > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+            # A plain copy (variables outside the strategy) is saved: no
+            # distributed variables in the files, no collective to join.
+            saved_model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
+            saved_model.set_weights(model.get_weights())
+        saved_model.save(os.path.join(model_dir, "model.keras"))
+        if export:
+            from nas_tf.export.saved_model import export_language_model
+
+            export_language_model(saved_model, os.path.join(model_dir, "saved_model"))
+        atomic_write_json(checkpoints.metrics_path, metrics)
+
+    write_chief_outputs(strategy, write_outputs)
+    if chief:
+        log.info("test perplexity %.2f (%d parameters, %.0fs)", test_ppl, params, time.time() - start)
     return metrics

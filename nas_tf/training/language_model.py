@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from nas_tf.data.text import TextCorpus
-from nas_tf.training.classifier import ChildDiverged, _PerModel
+from nas_tf.training.classifier import ChildDiverged, _PerModel, clip_all_reduced
 
 
 @dataclasses.dataclass
@@ -96,8 +96,21 @@ def train_language_model(
     on_epoch_end: Callable[[int, LMTrainResult], None] | None = None,
     initial_epoch: int = 0,
     result: LMTrainResult | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> LMTrainResult:
     """Trains a language model with truncated BPTT and evaluates it every epoch.
+
+    Under a ``strategy`` with several replicas (model and optimizer built in
+    its scope) every window is data-parallel over its rows: ``batch_size`` is
+    the rows of one replica, the split is cut into ``batch_size x replicas``
+    rows (exactly as one device reading that many rows) and replica ``r``
+    reads rows ``r * batch_size ...`` and carries their state; the loss is
+    averaged over all the tokens of the global window, and the gradients are
+    all-reduced before the optimizer's clipping (``global_clipnorm``), so a
+    step equals a one-device step on the global window. Under
+    ``MultiWorkerMirroredStrategy`` every worker runs this same loop and reads
+    the whole split (its replicas keep their rows); evaluation runs on every
+    worker on the whole split (no collectives).
 
     Args:
         model: a :class:`~nas_tf.models.LanguageModel`, built.
@@ -116,6 +129,8 @@ def train_language_model(
         on_epoch_end: called with ``(epoch, result so far)``.
         initial_epoch: epochs already done (resuming).
         result: metrics of the epochs already done, extended in place.
+        strategy: the ``tf.distribute.Strategy`` the model and optimizer were
+            built under (None: the default device).
 
     Returns:
         An :class:`LMTrainResult`.
@@ -127,9 +142,21 @@ def train_language_model(
         raise ValueError(f"epochs, batch_size and bptt must be >= 1, got {epochs}, {batch_size}, {bptt}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    from nas_tf.distribute import num_replicas
+
+    replicas = num_replicas(strategy)
+    distributed = replicas > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    rows = batch_size * replicas
     variables = model.trainable_variables
-    optimizer.build(variables)
+    if strategy is not None:
+        with strategy.scope():
+            optimizer.build(variables)
+    else:
+        optimizer.build(variables)
     decay = float(weight_decay)
+
+    def penalty():
+        return 0.5 * decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
 
     def train_step(x, y, states):
         with tf.GradientTape() as tape:
@@ -137,16 +164,56 @@ def train_language_model(
             loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
             total = loss
             if decay:
-                total += 0.5 * decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+                total += penalty()
         grads = tape.gradient(total, variables)
         optimizer.apply(grads, variables)
         return loss, [tf.stop_gradient(s) for s in new_states]
 
-    train_step = tf.function(_PerModel(train_step), input_signature=_specs(model))
+    def replica_step(x, y, states):
+        """This replica's rows of the global window; loss averaged over the global window's tokens."""
+        first = tf.distribute.get_replica_context().replica_id_in_sync_group * batch_size
+        x, y = x[first : first + batch_size], y[first : first + batch_size]
+        tokens = tf.cast(tf.size(y) * replicas, tf.float32)  # every replica reads as many tokens
+        with tf.GradientTape() as tape:
+            logits, new_states = model(x, states=states, training=True)
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)) / tokens
+            total = loss
+            if decay:
+                total += penalty() / replicas  # the replicas' gradients are summed
+        grads = clip_all_reduced(optimizer, tape.gradient(total, variables))
+        optimizer.apply(grads, variables)
+        return loss, [tf.stop_gradient(s) for s in new_states]
+
+    if distributed:
+        sizes = model.state_sizes()
+
+        def zero_states(n):
+            # Unknown batch dimension: the states' spec is the one the step returns.
+            return strategy.run(lambda: [tf.zeros(tf.stack([n, s]), dtype=model.compute_dtype) for s in sizes])
+
+        zero_states = tf.function(zero_states)
+
+        def initial_states():
+            return zero_states(tf.constant(batch_size, tf.int32))
+
+        def distributed_step(x, y, states):
+            loss, new_states = strategy.run(replica_step, args=(x, y, states))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), new_states
+
+        tokens_spec = tf.TensorSpec((None, None), tf.int32)
+        states_spec = [tf.type_spec_from_value(s) for s in initial_states()]
+        train_step = tf.function(_PerModel(distributed_step), input_signature=(tokens_spec, tokens_spec, states_spec))
+    else:
+
+        def initial_states():
+            return model.initial_states(batch_size)
+
+        train_step = tf.function(_PerModel(train_step), input_signature=_specs(model))
     eval_step = _make_eval_step(model)
-    n_windows = corpus.num_windows("train", batch_size, bptt)
+    n_windows = corpus.num_windows("train", rows, bptt)
     if n_windows < 1:
-        raise ValueError(f"the training split of {corpus.name!r} is too short for batch_size {batch_size}")
+        of = f" ({batch_size} per replica x {replicas} replicas)" if replicas > 1 else ""
+        raise ValueError(f"the training split of {corpus.name!r} is too short for {rows} rows{of}")
     per_epoch = min(n_windows, steps_per_epoch) if steps_per_epoch else n_windows
     result = result if result is not None else LMTrainResult()
     start = time.time() - result.wall_time
@@ -155,9 +222,9 @@ def train_language_model(
         first = (epoch * per_epoch) % n_windows if per_epoch < n_windows else 0
         if first + per_epoch > n_windows:
             first = 0
-        states = model.initial_states(batch_size)
+        states = initial_states()
         total, count = 0.0, 0
-        for k, (x, y) in enumerate(corpus.windows("train", batch_size, bptt)):
+        for k, (x, y) in enumerate(corpus.windows("train", rows, bptt)):
             if k < first:
                 continue
             if k >= first + per_epoch:

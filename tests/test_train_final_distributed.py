@@ -1,0 +1,238 @@
+"""scripts/train_final.py under tf.distribute: several workers (MultiWorkerMirroredStrategy, 2 local
+processes), resume after both are killed, and recurrent cells (language models) under mirrored."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import REPO, run_cluster, run_script, start_cluster
+
+ARCH = {
+    "space": "nas_cnn",
+    "layers": [
+        {"filter_height": 3, "filter_width": 3, "num_filters": 24, "inputs": []},
+        {"filter_height": 3, "filter_width": 3, "num_filters": 24, "inputs": [0]},
+    ],
+}
+# A constant learning rate: the first epochs of a longer run are those of a shorter one.
+COMMON = ["--lr=0.05", "--lr_schedule=constant"]
+
+# Loaded in every worker through PYTHONPATH: logs (Python audit events) every file or directory a
+# worker creates, writes, renames or removes under the watched roots, one log per worker.
+AUDIT = r'''
+import json, os, sys
+
+_roots = [os.path.realpath(p) for p in os.environ.get("NAS_TF_AUDIT_ROOTS", "").split(os.pathsep) if p]
+if _roots:
+    _task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0)
+    _log = os.path.join(os.environ["NAS_TF_AUDIT_LOG"], f"worker{_task}.log")
+    _busy = []
+    _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def _hook(event, args):
+        if _busy or event not in ("open", "os.mkdir", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree"):
+            return
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(mode, str):
+                if not any(c in mode for c in "wax+"):
+                    return
+            elif not (isinstance(flags, int) and flags & _WRITE):
+                return
+        else:
+            path = args[1] if event == "os.rename" else args[0]  # a rename (or replace) writes its destination
+        if not isinstance(path, (str, os.PathLike)):
+            return
+        full = os.path.realpath(os.fspath(path))
+        if not any(full == r or full.startswith(r + os.sep) for r in _roots):
+            return
+        _busy.append(1)
+        try:
+            with open(_log, "a") as f:
+                f.write(f"{event} {full}\n")
+        finally:
+            _busy.pop()
+
+    sys.addaudithook(_hook)
+'''
+
+
+def _history(model_dir):
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        return json.load(f)["history"]
+
+
+def _summary(stdout):
+    return json.loads(stdout[stdout.index("{") :])
+
+
+@pytest.fixture(scope="module")
+def arch_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("arch") / "arch.json"
+    path.write_text(json.dumps(ARCH))
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_device(arch_file, tmp_path_factory):
+    """Three epochs on one device at the global batch of 64."""
+    model_dir = tmp_path_factory.mktemp("one_device")
+    out = run_script(
+        "train_final.py", f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64",
+        "--strategy=one_device", "--noexport", *COMMON,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return _history(model_dir)
+
+
+def _audited_env(tmp_path, model_dir):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(AUDIT)
+    scratch = tmp_path / "scratch"  # the workers' temporary directory
+    scratch.mkdir()
+    logs = tmp_path / "audit"
+    logs.mkdir()
+    env = {
+        "PYTHONPATH": os.pathsep.join([REPO, str(site), os.environ.get("PYTHONPATH", "")]),
+        "NAS_TF_AUDIT_ROOTS": os.pathsep.join([str(model_dir), str(scratch)]),
+        "NAS_TF_AUDIT_LOG": str(logs),
+        "TMPDIR": str(scratch),
+    }
+    return env, scratch, logs
+
+
+def _audit(logs, worker):
+    path = logs / f"worker{worker}.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_multi_worker_matches_one_device_and_only_the_chief_writes(arch_file, one_device, tmp_path):
+    model_dir = tmp_path / "run"
+    env, scratch, logs = _audited_env(tmp_path, model_dir)
+    out = run_cluster(
+        "train_final.py", f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=2",
+        "--batch_size=32",  # per worker (one replica each): the global batch of 64
+        "--strategy=multi_worker", *COMMON, env=env, timeout=600,
+    )
+    for rc, _, stderr in out:
+        assert rc == 0, stderr[-3000:]
+    summaries = [_summary(stdout) for _, stdout, _ in out]
+    assert [(s["worker"], s["workers"], s["replicas"]) for s in summaries] == [(0, 2, 2), (1, 2, 2)]
+    assert summaries[0]["test_accuracy"] == summaries[1]["test_accuracy"]
+    # Each worker trained on its half of every global batch: one device on the whole batch.
+    losses = _history(model_dir)["train_loss"]
+    assert losses == pytest.approx(one_device["train_loss"][:2], rel=1e-4, abs=1e-4)
+    assert sorted(os.listdir(model_dir)) == [
+        "arch.json", "checkpoints", "flags.json", "metrics.json", "model.keras", "saved_model",
+    ]
+    with open(model_dir / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["epochs_done"] == 2 and metrics["saved_model"] == "saved_model"
+    assert any(name.startswith("ckpt-2") for name in os.listdir(model_dir / "checkpoints"))
+    # Only the chief wrote the run directory; the other worker saved its checkpoints (every worker
+    # must) into temporary directories of its own and removed them.
+    chief, other = _audit(logs, 0), _audit(logs, 1)
+    run_dir = os.path.realpath(model_dir)
+    for name in ("arch.json", "flags.json", "metrics.json", "model.keras", "saved_model"):
+        path = os.path.join(run_dir, name)
+        assert f"os.rename {path}" in chief or f"open {path}" in chief, name
+    assert not [line for line in other if run_dir in line]
+    made = [line for line in other if line.startswith("os.mkdir") and "nas_tf_worker1_checkpoint_" in line]
+    assert len(made) == 2  # one per epoch
+    assert not [name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")]
+    # The saved model is the trained one (a plain copy of the distributed model).
+    import keras
+
+    import nas_tf.models  # noqa: F401
+    from nas_tf.data import load_digits
+    from nas_tf.training.classifier import evaluate_classifier
+
+    model = keras.models.load_model(model_dir / "model.keras")
+    _, accuracy = evaluate_classifier(model, load_digits().batches("test", 256))
+    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def _epochs_done(model_dir):
+    try:
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            return json.load(f).get("epochs_done", 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def test_multi_worker_resumes_after_both_workers_are_killed(arch_file, one_device, tmp_path):
+    model_dir = tmp_path / "run"
+    args = [
+        f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=32", "--strategy=multi_worker",
+        "--noexport", *COMMON,
+    ]
+    procs = start_cluster("train_final.py", *args)
+    try:
+        deadline = time.time() + 300
+        while _epochs_done(model_dir) < 1 and time.time() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        killed_after = _epochs_done(model_dir)
+        for p in procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+        for p in procs:
+            p.communicate(timeout=60)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert 1 <= killed_after < 3, f"killed after epoch {killed_after} (the first checkpoint was expected)"
+    out = run_cluster("train_final.py", *args, timeout=600)
+    for rc, _, stderr in out:
+        assert rc == 0, stderr[-3000:]
+        assert f"after epoch {killed_after}" in stderr and "epoch 1/3" not in stderr and "epoch 3/3" in stderr
+    history = _history(model_dir)
+    assert len(history["train_loss"]) == 3 and len(history["val_accuracy"]) == 3
+    # Resumed on both workers from the chief's checkpoint: the uninterrupted one-device run.
+    assert history["train_loss"] == pytest.approx(one_device["train_loss"], rel=1e-4, abs=1e-4)
+
+
+def test_language_model_under_mirrored_matches_one_device(tmp_path):
+    common = ["--arch=nascell", "--lm_units=16", "--epochs=2", "--lm_output_dropout=0", "--noexport"]
+    one = run_script(
+        "train_final.py", *common, f"--model_dir={tmp_path / 'one'}", "--strategy=one_device", "--batch_size=16"
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = run_script(
+        "train_final.py", *common, f"--model_dir={tmp_path / 'two'}", "--strategy=mirrored", "--num_cpu_devices=2",
+        "--batch_size=8",  # rows per replica: the 16 rows of one device
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert _summary(one.stdout)["replicas"] == 1 and _summary(two.stdout)["replicas"] == 2
+    a, b = _history(tmp_path / "one"), _history(tmp_path / "two")
+    assert a["steps"] == b["steps"]
+    # Same rows, loss over the global window, clipping (--lm_clip_norm 0.25, on at lr 20) of the
+    # all-reduced gradient: one device up to float summation order (measured ~1e-8).
+    for key in ("train_perplexity", "val_perplexity"):
+        assert a[key] == pytest.approx(b[key], rel=1e-4)
+    assert _summary(one.stdout)["test_perplexity"] == pytest.approx(_summary(two.stdout)["test_perplexity"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--arch=nascell", "--strategy=multi_worker"],
+            "--strategy=multi_worker: strategy=multi_worker needs a cluster: set TF_CONFIG",
+        ),
+        (
+            ["--arch=nascell", "--strategy=mirrored", "--num_cpu_devices=2", "--batch_size=100000"],
+            "--batch_size=100000 x 2 replicas",
+        ),
+    ],
+)
+def test_distributed_language_model_errors_name_the_flag(tmp_path, monkeypatch, args, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    out = run_script("train_final.py", *args, f"--model_dir={tmp_path}")
+    assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
+    assert len([line for line in out.stderr.splitlines() if line.startswith("error:")]) == 1
