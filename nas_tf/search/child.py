@@ -133,8 +133,6 @@ class TrainerSpec:
 
     def build(self, strategy: Any = None) -> ChildTrainer:
         """Loads the data and returns the trainer (trained under ``strategy`` if given)."""
-        from nas_tf.distribute import num_replicas
-
         if self.kind == "image":
             from nas_tf.data.images import load_image_data
             from nas_tf.search.image_child import ImageChildTrainer
@@ -145,8 +143,6 @@ class TrainerSpec:
             from nas_tf.data.text import load_text_data
             from nas_tf.search.lm_child import LMChildTrainer
 
-            if num_replicas(strategy) > 1:
-                raise ValueError("recurrent-cell children train on one device: give each worker one device")
             corpus = load_text_data(self.dataset, data_dir=self.data_dir)
             trainer = LMChildTrainer(corpus.subset("train", self.train_subset) if self.train_subset else corpus, self.config)
         trainer.strategy = strategy

@@ -103,9 +103,13 @@ class LMChildConfig:
 class LMChildTrainer(ChildTrainer):
     """Trains the language model of one sampled cell and scores it ``c / ppl^2``.
 
+    Under a ``strategy`` of several replicas the language model is trained
+    data-parallel over its rows, ``config.batch_size`` rows per replica.
+
     Args:
         corpus: the text (train and validation splits).
         config: the child training settings.
+        strategy: a ``tf.distribute.Strategy`` (None: the default device).
 
     Example:
 
@@ -113,9 +117,10 @@ class LMChildTrainer(ChildTrainer):
     >>> evaluator = InProcessEvaluator(trainer, trainer.settings())  # doctest: +SKIP
     """
 
-    def __init__(self, corpus: TextCorpus, config: LMChildConfig = LMChildConfig()):
+    def __init__(self, corpus: TextCorpus, config: LMChildConfig = LMChildConfig(), strategy=None):
         self.corpus = corpus
         self.config = config
+        self.strategy = strategy
 
     def settings(self) -> dict[str, Any]:
         return {"dataset": self.corpus.name, "vocab_size": self.corpus.vocab_size, **dataclasses.asdict(self.config)}
@@ -141,6 +146,7 @@ class LMChildTrainer(ChildTrainer):
             weight_decay=c.weight_decay,
             eval_batch_size=c.eval_batch_size,
             steps_per_epoch=c.steps_per_epoch or None,
+            strategy=self.strategy,
         )
         reward = perplexity_reward(result.val_perplexity, c.reward_c, c.reward_window)
         return reward, {
