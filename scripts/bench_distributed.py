@@ -224,7 +224,7 @@ def main(argv):
             ["worker", "its results, JSON bytes", "controller state broadcast, bytes", "all-gather ms", "broadcast ms"],
             rows))
         parts.append(
-            "\nThe broadcast is the chief's weights, Adam slots and baseline (3 x weights + 1 floats), the same "
+            "\nThe broadcast is the chief's weights, Adam slots and baseline (3 x weights + 2 scalars, float32), the same "
             "size as a gradient push plus a weight pull of the paper's parameter-server design.\n"
         )
     if "controller" in tables:
