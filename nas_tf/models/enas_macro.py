@@ -267,6 +267,16 @@ class EnasMacroSupernet(keras.Model):
             x = self.drop(x, training=training)
         return self.classifier(x)
 
+    def control_flow_layers(self) -> list[keras.layers.Layer]:
+        """The layers called inside ``tf.switch_case`` (the candidate ops, with ``op_selection="switch"``).
+
+        Their batch norm cannot use cross-replica statistics under a
+        ``tf.distribute`` strategy (TensorFlow's cross-replica all-reduce
+        needs a ``merge_call``, which a branch function does not allow), so a
+        data-parallel step leaves them on per-replica statistics.
+        """
+        return [b for layer in self.branches for b in layer] if self.op_selection == "switch" else []
+
     def child_weights(self, arch: EnasMacroArch) -> dict[str, list]:
         """The supernet's weights of ``arch`` by layer name of :func:`build_enas_macro`."""
         out = {}

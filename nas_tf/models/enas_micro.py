@@ -374,6 +374,22 @@ class EnasMicroSupernet(keras.Model):
         f_prev = self.positions[p.prev_src].filters
         return p.filters % f_prev == 0 and 1 <= p.filters // f_prev <= self.num_states
 
+    def _adjust_in_cond(self, p) -> bool:
+        """Whether position ``p`` adjusts h_{i-1} inside a ``tf.cond`` (only when some arch skips the adjustment)."""
+        return not (p.prev_larger or p.prev_src < 0 or not self._may_match(p))
+
+    def control_flow_layers(self) -> list[keras.layers.Layer]:
+        """The Keras layers called inside ``tf.cond`` / ``tf.switch_case`` (some h_{i-1} adjustments).
+
+        Their batch norm cannot use cross-replica statistics under a
+        ``tf.distribute`` strategy (TensorFlow's cross-replica all-reduce
+        needs a ``merge_call``, which a branch function does not allow), so a
+        data-parallel step leaves them on per-replica statistics. The batch
+        norm of the chosen ops (separable convs, the reduction identity) is
+        computed in place from the current batch and is always per replica.
+        """
+        return [self.prev_adjust[p.name] for p in self.positions if self._adjust_in_cond(p)]
+
     def _compact(self, full, mask, width, channels):
         """The unused states of a full-width cell output, concatenated (the child's layout)."""
         keep = tf.repeat(mask > 0, width)
@@ -398,7 +414,7 @@ class EnasMicroSupernet(keras.Model):
             h = self.input_convs[p.name](outputs[p.x_src], training=True)
             prev = outputs[p.prev_src]
             adjust = self.prev_adjust[p.name]
-            if p.prev_larger or p.prev_src < 0 or not self._may_match(p):
+            if not self._adjust_in_cond(p):
                 prev = adjust(prev, training=True)
             else:
                 # The child keeps h_{i-1} as is when its unused states already

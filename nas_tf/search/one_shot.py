@@ -27,6 +27,33 @@ sample: epoch, step, arch, reward), ``epochs.jsonl`` (per-epoch metrics),
 (shared weights, their optimizer, the strategy's whole state, epoch and phase
 counters), ``search_config.json``, ``tensorboard/``. A checkpoint is written
 after each phase; re-running the same command resumes from the last one.
+
+Distributed search (``--strategy=mirrored`` / ``multi_worker``): the task's
+``distribute_strategy`` trains the shared weights data-parallel with **one
+sampled architecture per global step** (every replica runs the same arch on
+its share of the global batch; see :mod:`nas_tf.search.image_supernet`), so
+the controller is stepped exactly as on one device: one sample per global
+step in phase 1, ``controller_steps`` updates per epoch in phase 2. Under
+``multi_worker`` every host runs the same command, and:
+
+* the controller is a plain Keras model on every worker (created outside the
+  strategy's scope, with the same seed), so every worker samples the same
+  architectures, computes their rewards on the same validation batches with
+  the same shared weights and applies the same update; after every update
+  the chief's controller variables (weights, Adam slots, baseline) are
+  broadcast (:func:`~nas_tf.distribute.broadcast_from_chief`) so no worker
+  drifts. The final scores of the derived archs are gathered
+  (:func:`~nas_tf.distribute.all_gather_json`): every worker reports the
+  chief's best arch, and ``workers_agree`` in the summary says whether every
+  worker had computed the same scores;
+* only the chief writes the run directory. ``model_dir`` must be on a
+  filesystem every worker sees (as TensorFlow's own multi-worker
+  checkpointing assumes): every worker takes part in every checkpoint save
+  (TensorFlow requires it for distributed variables) -- the chief into
+  ``model_dir/checkpoints``, the others into a temporary directory they
+  delete at once -- and on a resume every worker restores the chief's latest
+  checkpoint and reads the chief's history;
+* re-running the same command on every worker resumes the whole cluster.
 """
 
 from __future__ import annotations
@@ -35,9 +62,12 @@ import abc
 import dataclasses
 import logging
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Callable
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -75,6 +105,45 @@ class SharedWeightsTask(abc.ABC):
     def trace_counts(self) -> dict[str, int]:
         """How often each tf.function of the task was traced."""
         return {}
+
+    @property
+    def distribute_strategy(self) -> tf.distribute.Strategy | None:
+        """The ``tf.distribute`` strategy of the shared weights (None: one device)."""
+        return None
+
+
+def float_variables(trackables: dict[str, Any]) -> list[tf.Variable]:
+    """The floating-point ``tf.Variable`` s held by ``trackables`` (models, optimizers, variables).
+
+    Keras variables are unwrapped to their TensorFlow variables; integer and
+    boolean variables and random generators are left out.
+
+    Example:
+
+    >>> v = tf.Variable(1.0)
+    >>> [x is v for x in float_variables({"baseline": v, "ready": tf.Variable(True)})]
+    [True]
+    """
+    out: list[tf.Variable] = []
+    seen: set[int] = set()
+
+    def add(v):
+        if isinstance(v, keras.Variable):
+            v = v.value
+        if isinstance(v, tf.Variable) and v.dtype.is_floating and id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+
+    for value in trackables.values():
+        if isinstance(value, (keras.layers.Layer, keras.optimizers.Optimizer)):
+            for v in value.variables:
+                add(v)
+        elif isinstance(value, (tf.Variable, keras.Variable)):
+            add(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                add(v)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +209,10 @@ class OneShotSearch:
         self.config = config
         self.arch_for_output = arch_for_output or (lambda a: a)
         self.model_dir = os.path.abspath(config.model_dir)
+        from nas_tf.distribute import worker_info
+
+        self.distribute = task.distribute_strategy
+        self.worker = worker_info(self.distribute)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")  # 0: shared, 1: controller
         self.controller_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="controller_updates")
@@ -150,8 +223,12 @@ class OneShotSearch:
             **{f"strategy_{k}": v for k, v in strategy.trackables().items()},
             **{f"task_{k}": v for k, v in task.trackables().items()},
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
+        self.checkpoint_dir = os.path.join(self.model_dir, "checkpoints")
+        # Only the chief keeps the run's checkpoints (a manager creates its directory).
+        self.manager = (
+            tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=config.keep_checkpoints)
+            if self.worker.is_chief
+            else None
         )
         self.record = {
             "space": {"name": space.name, **space.config()},
@@ -179,21 +256,55 @@ class OneShotSearch:
                     f"{self.model_dir} holds a search with other settings; resume it with the same "
                     "flags, or use another --model_dir:\n" + "\n".join(lines)
                 )
-        atomic_write_json(path, self.record)
+        # Every worker has read the old record (and refused a mismatch alike) before the chief writes.
+        self._barrier()
+        if self.worker.is_chief:
+            atomic_write_json(path, self.record)
+
+    def _barrier(self) -> None:
+        from nas_tf.distribute import barrier
+
+        barrier(self.distribute)
 
     def _restore(self) -> None:
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed %s: epoch %d, phase %d", self.manager.latest_checkpoint, int(self.epoch), int(self.phase))
-        rows = read_jsonl(self._path("history.jsonl"))
+        import json
+
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir) if os.path.isdir(self.checkpoint_dir) else None
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            log.info("resumed %s: epoch %d, phase %d", latest, int(self.epoch), int(self.phase))
+        chief = self.worker.is_chief
+        rows = read_jsonl(self._path("history.jsonl"), repair=chief)
         done_updates = int(self.controller_updates)
         kept = [r for r in rows if r["update"] < done_updates]
-        if len(kept) != len(rows):
-            import json
-
+        if len(kept) != len(rows) and chief:
             log.warning("dropping %d history rows written after the last checkpoint", len(rows) - len(kept))
             atomic_write_text(self._path("history.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))
         self.history = kept
+        # Epoch rows of a shared phase whose checkpoint was not written (it is run again).
+        epochs = read_jsonl(self._path("epochs.jsonl"), repair=chief)
+        done = int(self.epoch) + (1 if int(self.phase) == 1 else 0)
+        kept_epochs = [r for r in epochs if r["epoch"] < done]
+        if len(kept_epochs) != len(epochs) and chief:
+            atomic_write_text(self._path("epochs.jsonl"), "".join(json.dumps(r) + "\n" for r in kept_epochs))
+        # Every worker restored the same checkpoint; the chief's controller wins anyway.
+        self._broadcast_controller()
+        self._barrier()
+
+    def _broadcast_controller(self) -> None:
+        from nas_tf.distribute import broadcast_from_chief
+
+        if self.worker.count > 1:
+            broadcast_from_chief(self.distribute, float_variables(self.strategy.trackables()))
+
+    def _agree(self, values) -> tuple[Any, bool]:
+        """The chief's ``values`` (JSON-able) on every worker, and whether every worker had the same."""
+        if self.worker.count == 1:
+            return values, True
+        from nas_tf.distribute import all_gather_json
+
+        everyone = all_gather_json(self.distribute, values)
+        return everyone[0], all(v == everyone[0] for v in everyone)
 
     def _writer_(self):
         if self._writer is None:
@@ -201,6 +312,8 @@ class OneShotSearch:
         return self._writer
 
     def _scalars(self, values: dict[str, float], step: int) -> None:
+        if not self.worker.is_chief:
+            return
         with self._writer_().as_default():
             for k, v in values.items():
                 if v is not None:
@@ -210,11 +323,26 @@ class OneShotSearch:
     def _save(self, epoch: int, phase: int) -> None:
         self.epoch.assign(epoch)
         self.phase.assign(phase)
-        self.manager.save(checkpoint_number=2 * epoch + phase)
+        if self.worker.is_chief:
+            self.manager.save(checkpoint_number=2 * epoch + phase)
+            return
+        # Every worker must save distributed variables (TensorFlow may run collectives
+        # in the save); the others write into a temporary directory and delete it.
+        tmp = tempfile.mkdtemp(prefix=f"nas_tf_worker{self.worker.index}_ckpt_")
+        try:
+            tf.train.CheckpointManager(self.checkpoint, tmp, max_to_keep=1).save(checkpoint_number=2 * epoch + phase)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _append(self, name: str, rows: list[dict]) -> None:
+        if self.worker.is_chief:
+            append_jsonl(self._path(name), rows)
 
     def run(self) -> dict[str, Any]:
         """Runs the remaining epochs, then derives the best architecture."""
-        os.makedirs(self.model_dir, exist_ok=True)
+        if self.worker.is_chief:
+            os.makedirs(self.model_dir, exist_ok=True)
+        self._barrier()
         self._check_config()
         self._restore()
         cfg = self.config
@@ -226,7 +354,7 @@ class OneShotSearch:
                 t0 = time.time()
                 metrics = self.task.train_epoch(epoch, lambda: self.strategy.sample(decisions, 1)[0])
                 metrics["seconds"] = time.time() - t0
-                append_jsonl(self._path("epochs.jsonl"), [{"epoch": epoch, "phase": "shared", **metrics}])
+                self._append("epochs.jsonl", [{"epoch": epoch, "phase": "shared", **metrics}])
                 self._scalars({f"shared/{k}": v for k, v in metrics.items()}, epoch + 1)
                 log.info(
                     "epoch %d/%d shared weights: %s",
@@ -238,25 +366,29 @@ class OneShotSearch:
             batches = self.task.reward_batches(epoch)
             for s in range(cfg.controller_steps):
                 tokens = self.strategy.sample(decisions, cfg.controller_aggregate)
-                rewards, rows = [], []
                 update = int(self.controller_updates)
-                for i, t in enumerate(tokens):
-                    reward, extra = self.task.reward(t, next(batches))
-                    rewards.append(reward)
-                    rows.append(
-                        {
-                            "epoch": epoch,
-                            "update": update,
-                            "sample": i,
-                            "reward": float(reward),
-                            **{k: float(v) for k, v in extra.items()},
-                            "tokens": [int(v) for v in t],
-                            "arch": self.space.from_tokens(t).to_dict(),
-                        }
-                    )
+                # Every worker scores the same archs on the same batches with the same shared
+                # weights; the chief's controller is broadcast after the update, so a worker
+                # whose rewards differed by float noise cannot drift (no gather needed here).
+                scores = [self.task.reward(t, next(batches)) for t in tokens]
+                scores = [(float(r), {k: float(v) for k, v in extra.items()}) for r, extra in scores]
+                rewards = [r for r, _ in scores]
+                rows = [
+                    {
+                        "epoch": epoch,
+                        "update": update,
+                        "sample": i,
+                        "reward": reward,
+                        **extra,
+                        "tokens": [int(v) for v in t],
+                        "arch": self.space.from_tokens(t).to_dict(),
+                    }
+                    for i, (t, (reward, extra)) in enumerate(zip(tokens, scores))
+                ]
                 metrics = self.strategy.update(decisions, tokens, rewards)
+                self._broadcast_controller()
                 entropy = self.strategy.entropy(decisions, tokens)
-                append_jsonl(self._path("history.jsonl"), rows)
+                self._append("history.jsonl", rows)
                 self.history.extend(rows)
                 self.controller_updates.assign(update + 1)
                 rewards_epoch += rewards
@@ -281,16 +413,22 @@ class OneShotSearch:
         # A generator seeded by the search seed: deriving again gives the same samples.
         tokens = self.strategy.sample(decisions, cfg.derive_samples)
         batches = list(_take(self.task.reward_batches(cfg.num_epochs), cfg.derive_batches))
-        scored = []
-        for t in tokens:
-            values = [self.task.reward(t, b) for b in batches]
-            reward = float(np.mean([v[0] for v in values]))
-            scored.append({"reward": reward, "tokens": [int(v) for v in t], "arch": self.space.from_tokens(t).to_dict()})
-        atomic_write_text(self._path("derived.jsonl"), "".join(_json(r) + "\n" for r in scored))
+        means = [float(np.mean([self.task.reward(t, b)[0] for b in batches])) for t in tokens]
+        means, agreed = self._agree(means)  # the chief's scores on every worker
+        if not agreed:
+            log.warning("the workers' scores of the derived archs differ (float noise); the chief's are used")
+        scored = [
+            {"reward": reward, "tokens": [int(v) for v in t], "arch": self.space.from_tokens(t).to_dict()}
+            for t, reward in zip(tokens, means)
+        ]
         best = max(scored, key=lambda r: r["reward"])
         arch = self.arch_for_output(self.space.from_tokens(best["tokens"]))
-        arch.to_json(self._path("best_arch.json"))
-        atomic_write_json(self._path("best.json"), {"reward": best["reward"], "searched_arch": best["arch"], "arch_file": "best_arch.json"})
+        if self.worker.is_chief:
+            atomic_write_text(self._path("derived.jsonl"), "".join(_json(r) + "\n" for r in scored))
+            arch.to_json(self._path("best_arch.json"))
+            atomic_write_json(
+                self._path("best.json"), {"reward": best["reward"], "searched_arch": best["arch"], "arch_file": "best_arch.json"}
+            )
         summary = {
             "epochs": int(self.epoch),
             "controller_updates": int(self.controller_updates),
@@ -298,8 +436,14 @@ class OneShotSearch:
             "best_arch": self._path("best_arch.json"),
             "history": self._path("history.jsonl"),
             "trace_counts": self.task.trace_counts(),
+            "replicas": int(self.distribute.num_replicas_in_sync) if self.distribute is not None else 1,
+            "worker": dataclasses.asdict(self.worker),
+            "workers_agree": agreed,
         }
-        atomic_write_json(self._path("summary.json"), summary)
+        if self.worker.is_chief:
+            atomic_write_json(self._path("summary.json"), summary)
+        # No worker reads best_arch.json before the chief has written it.
+        self._barrier()
         log.info("derived %d architectures: best reward %.4f -> %s", len(scored), best["reward"], summary["best_arch"])
         return summary
 
@@ -334,4 +478,4 @@ def cosine_restart_lr(epoch: int, lr_max: float, lr_min: float, t0: int, t_mul: 
     while epoch >= start + period:
         start += period
         period *= t_mul
-    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + np.cos(np.pi * (epoch - start) / period))
+    return float(lr_min + 0.5 * (lr_max - lr_min) * (1.0 + np.cos(np.pi * (epoch - start) / period)))
