@@ -99,15 +99,14 @@ def probe_collectives(index: int) -> dict:
     import numpy as np
 
     from nas_tf.controller import Reinforce, controller_for
-    from nas_tf.distribute import all_gather_json, broadcast_from_chief, make_strategy
-    from nas_tf.search.multi_trial import _float_variables
+    from nas_tf.distribute import all_gather_json, broadcast_from_chief, float_variables, make_strategy
     from nas_tf.spaces import NASCNNSpace
 
     strategy = make_strategy("multi_worker")
     space = NASCNNSpace(num_layers=FLAGS.depth)
     reinforce = Reinforce(controller_for(space.decisions, lstm_units=35, lstm_layers=2), seed=0)
     reinforce.update(space.decisions, reinforce.sample(space.decisions, 2), [0.1, 0.2])  # slots filled
-    variables = _float_variables(reinforce.trackables())
+    variables = float_variables(reinforce.trackables())
     m = FLAGS.archs_per_step
     share = [
         {"index": i, "reward": 0.5, "status": "ok", "reason": None, "wall_time": 61.2,

@@ -6,7 +6,9 @@ from nas_tf.distribute.cluster import (
     all_gather_json,
     barrier,
     broadcast_from_chief,
+    float_variables,
     local_tf_configs,
+    save_checkpoint,
     worker_info,
 )
 from nas_tf.distribute.strategy import (
@@ -24,7 +26,9 @@ __all__ = [
     "all_gather_json",
     "barrier",
     "broadcast_from_chief",
+    "float_variables",
     "local_tf_configs",
+    "save_checkpoint",
     "worker_info",
     "STRATEGIES",
     "cluster_resolver",

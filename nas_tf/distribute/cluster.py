@@ -10,7 +10,9 @@ collective ops (no sockets of ours):
   worker receives all of them (the results of the children each host trained);
 * :func:`broadcast_from_chief`: the chief's values of some variables are copied
   to every worker (the controller after an update);
-* :func:`barrier`: waits until every worker gets there.
+* :func:`barrier`: waits until every worker gets there;
+* :func:`save_checkpoint`: every worker takes part in a save, only the
+  chief's is kept; :func:`float_variables`: what to broadcast of a state.
 
 With any other strategy (or none) there is one worker, the chief, and the
 collectives are the identity, so the loops call them unconditionally.
@@ -28,9 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import socket
-from typing import Sequence
+import tempfile
+from typing import Any, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -167,6 +172,59 @@ def broadcast_from_chief(strategy: tf.distribute.Strategy | None, variables: Seq
         v.assign(np.reshape(chief[offset : offset + x.size], x.shape).astype(x.dtype))
         offset += x.size
     return int(flat.nbytes)
+
+
+def float_variables(trackables: dict[str, Any]) -> list[tf.Variable]:
+    """The floating-point ``tf.Variable`` s held by ``trackables`` (models, optimizers, variables).
+
+    Keras variables are unwrapped to their TensorFlow variables; integer and
+    boolean variables and random generators are left out.
+
+    Example:
+
+    >>> v = tf.Variable(1.0)
+    >>> [x is v for x in float_variables({"baseline": v, "ready": tf.Variable(True)})]
+    [True]
+    """
+    out: list[tf.Variable] = []
+    seen: set[int] = set()
+
+    def add(v):
+        if isinstance(v, keras.Variable):
+            v = v.value
+        if isinstance(v, tf.Variable) and v.dtype.is_floating and id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+
+    for value in trackables.values():
+        if isinstance(value, (keras.layers.Layer, keras.optimizers.Optimizer)):
+            for v in value.variables:
+                add(v)
+        elif isinstance(value, (tf.Variable, keras.Variable)):
+            add(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                add(v)
+    return out
+
+
+def save_checkpoint(
+    manager: tf.train.CheckpointManager, checkpoint: tf.train.Checkpoint, info: WorkerInfo, number: int
+) -> None:
+    """Saves ``checkpoint`` as number ``number``: the chief through ``manager``, the others into a scratch directory.
+
+    TensorFlow needs every worker to take part in saving distributed variables
+    (the save may run collectives), but only the chief's copy is kept: another
+    worker writes into a temporary directory of its own and deletes it at once.
+    """
+    if info.is_chief:
+        manager.save(checkpoint_number=number)
+        return
+    scratch = tempfile.mkdtemp(prefix=f"nas_tf_worker{info.index}_checkpoint_")
+    try:
+        tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1).save(checkpoint_number=number)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def barrier(strategy: tf.distribute.Strategy | None) -> None:

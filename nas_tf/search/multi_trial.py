@@ -58,7 +58,7 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.controller.base import SearchStrategy
-from nas_tf.distribute.cluster import all_gather_json, barrier, broadcast_from_chief, worker_info
+from nas_tf.distribute.cluster import all_gather_json, barrier, broadcast_from_chief, float_variables, worker_info
 from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
 from nas_tf.spaces.base import SearchSpace
 from nas_tf.spaces.arch import arch_from_dict
@@ -136,22 +136,6 @@ _RESUMABLE_CHANGES = {("search", "num_architectures"), ("search", "keep_checkpoi
 # Record sections that say how the search runs, not what it computes: they may
 # change between a run and its resumption (more parallel workers, other GPUs).
 _EXECUTION = "execution"
-
-
-def _float_variables(trackables: dict[str, Any]) -> list:
-    """The floating-point variables of a strategy's state (weights, slots, baseline)."""
-    import keras
-
-    out = []
-    for value in trackables.values():
-        if isinstance(value, (keras.Model, keras.layers.Layer, keras.optimizers.Optimizer)):
-            variables = value.variables
-        elif isinstance(value, (tf.Variable, keras.Variable)):
-            variables = [value]
-        else:
-            continue  # e.g. the sampling generator: its state is the same on every worker
-        out += [v for v in variables if tf.as_dtype(v.dtype).is_floating]
-    return out
 
 
 def _diff(old: Any, new: Any, path: tuple = ()) -> list[tuple]:
@@ -312,7 +296,7 @@ class MultiTrialSearch:
         if self.info.is_chief:
             self.manager.save(checkpoint_number=number)
             self._write_best()
-        broadcast_from_chief(self.cluster, _float_variables(self.strategy.trackables()))
+        broadcast_from_chief(self.cluster, float_variables(self.strategy.trackables()))
 
     def _summary_writer(self):
         if self._writer is None:

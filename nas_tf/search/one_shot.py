@@ -62,16 +62,21 @@ import abc
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import time
 from typing import Any, Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from nas_tf.controller.base import SearchStrategy
+from nas_tf.distribute.cluster import (
+    all_gather_json,
+    barrier,
+    broadcast_from_chief,
+    float_variables,
+    save_checkpoint,
+    worker_info,
+)
 from nas_tf.search.multi_trial import ResumeMismatchError, _diff
 from nas_tf.spaces.arch import Arch
 from nas_tf.spaces.base import SearchSpace
@@ -110,40 +115,6 @@ class SharedWeightsTask(abc.ABC):
     def distribute_strategy(self) -> tf.distribute.Strategy | None:
         """The ``tf.distribute`` strategy of the shared weights (None: one device)."""
         return None
-
-
-def float_variables(trackables: dict[str, Any]) -> list[tf.Variable]:
-    """The floating-point ``tf.Variable`` s held by ``trackables`` (models, optimizers, variables).
-
-    Keras variables are unwrapped to their TensorFlow variables; integer and
-    boolean variables and random generators are left out.
-
-    Example:
-
-    >>> v = tf.Variable(1.0)
-    >>> [x is v for x in float_variables({"baseline": v, "ready": tf.Variable(True)})]
-    [True]
-    """
-    out: list[tf.Variable] = []
-    seen: set[int] = set()
-
-    def add(v):
-        if isinstance(v, keras.Variable):
-            v = v.value
-        if isinstance(v, tf.Variable) and v.dtype.is_floating and id(v) not in seen:
-            seen.add(id(v))
-            out.append(v)
-
-    for value in trackables.values():
-        if isinstance(value, (keras.layers.Layer, keras.optimizers.Optimizer)):
-            for v in value.variables:
-                add(v)
-        elif isinstance(value, (tf.Variable, keras.Variable)):
-            add(value)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                add(v)
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,8 +180,6 @@ class OneShotSearch:
         self.config = config
         self.arch_for_output = arch_for_output or (lambda a: a)
         self.model_dir = os.path.abspath(config.model_dir)
-        from nas_tf.distribute import worker_info
-
         self.distribute = task.distribute_strategy
         self.worker = worker_info(self.distribute)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -262,8 +231,6 @@ class OneShotSearch:
             atomic_write_json(path, self.record)
 
     def _barrier(self) -> None:
-        from nas_tf.distribute import barrier
-
         barrier(self.distribute)
 
     def _restore(self) -> None:
@@ -292,8 +259,6 @@ class OneShotSearch:
         self._barrier()
 
     def _broadcast_controller(self) -> None:
-        from nas_tf.distribute import broadcast_from_chief
-
         if self.worker.count > 1:
             broadcast_from_chief(self.distribute, float_variables(self.strategy.trackables()))
 
@@ -301,8 +266,6 @@ class OneShotSearch:
         """The chief's ``values`` (JSON-able) on every worker, and whether every worker had the same."""
         if self.worker.count == 1:
             return values, True
-        from nas_tf.distribute import all_gather_json
-
         everyone = all_gather_json(self.distribute, values)
         return everyone[0], all(v == everyone[0] for v in everyone)
 
@@ -323,16 +286,7 @@ class OneShotSearch:
     def _save(self, epoch: int, phase: int) -> None:
         self.epoch.assign(epoch)
         self.phase.assign(phase)
-        if self.worker.is_chief:
-            self.manager.save(checkpoint_number=2 * epoch + phase)
-            return
-        # Every worker must save distributed variables (TensorFlow may run collectives
-        # in the save); the others write into a temporary directory and delete it.
-        tmp = tempfile.mkdtemp(prefix=f"nas_tf_worker{self.worker.index}_ckpt_")
-        try:
-            tf.train.CheckpointManager(self.checkpoint, tmp, max_to_keep=1).save(checkpoint_number=2 * epoch + phase)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        save_checkpoint(self.manager, self.checkpoint, self.worker, 2 * epoch + phase)
 
     def _append(self, name: str, rows: list[dict]) -> None:
         if self.worker.is_chief:

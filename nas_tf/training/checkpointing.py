@@ -27,12 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Any, Callable
 
 import tensorflow as tf
 
+from nas_tf.distribute.cluster import all_gather_json, save_checkpoint, worker_info
 from nas_tf.spaces.arch import Arch, load_arch
 from nas_tf.utils.io import atomic_write_json
 
@@ -58,8 +57,6 @@ def chief_decides(strategy: tf.distribute.Strategy | None, decide: Callable[[], 
     Returns:
         The chief's value.
     """
-    from nas_tf.distribute import all_gather_json, worker_info
-
     info = worker_info(strategy)
     if info.count == 1:
         return decide()
@@ -139,8 +136,6 @@ class EpochCheckpoints:
     def __init__(
         self, model_dir: str, keep: int = 2, strategy: tf.distribute.Strategy | None = None, **trackables: Any
     ):
-        from nas_tf.distribute import worker_info
-
         self.strategy = strategy
         self.worker = worker_info(strategy)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -195,12 +190,6 @@ class EpochCheckpoints:
     def save(self, epochs_done: int, metrics: dict) -> None:
         """Checkpoints the state after ``epochs_done`` epochs, then writes ``metrics`` (the chief)."""
         self.epoch.assign(epochs_done)
+        save_checkpoint(self.manager, self.checkpoint, self.worker, epochs_done)
         if self.worker.is_chief:
-            self.manager.save(checkpoint_number=epochs_done)
             atomic_write_json(self.metrics_path, metrics)
-            return
-        scratch = tempfile.mkdtemp(prefix=f"nas_tf_worker{self.worker.index}_checkpoint_")
-        try:
-            tf.train.CheckpointManager(self.checkpoint, scratch, max_to_keep=1).save(checkpoint_number=epochs_done)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
