@@ -286,3 +286,22 @@ def test_recurrent_cell_children_under_mirrored_match_one_device(tmp_path):
         assert x["tokens"] == y["tokens"] and x["status"] == y["status"] == "ok"
         # Float summation order only (measured: ~1e-5 relative on the perplexity of these random cells).
         assert x["metrics"]["val_perplexity"] == pytest.approx(y["metrics"]["val_perplexity"], rel=5e-3)
+
+
+def test_when_a_host_dies_the_others_stop_with_a_clear_error_and_the_cluster_resumes(tmp_path):
+    args = [f"--model_dir={tmp_path}", *TINY[1:], "--num_architectures=6", "--strategy=multi_worker"]
+    procs = start_cluster("search_nas.py", *args)
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.exists(tmp_path / "checkpoints" / "checkpoint"):
+        time.sleep(0.2)
+    procs[1].kill()
+    procs[1].communicate()
+    try:
+        _, err = procs[0].communicate(timeout=300)  # TensorFlow's heartbeats find the dead peer
+    finally:
+        procs[0].kill()
+    assert procs[0].returncode == 1
+    assert "--strategy=multi_worker: another worker of the cluster stopped" in err and "Traceback" not in err
+    for code, _, err in run_cluster("search_nas.py", *args):
+        assert code == 0, err[-3000:]
+    assert [r["child"] for r in _rows(tmp_path)] == list(range(6))

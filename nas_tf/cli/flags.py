@@ -855,3 +855,27 @@ def run_multi_trial_search(space, spec, start_depth: int | None = None) -> None:
         print(dump(summary))
     finally:
         evaluator.close()
+
+
+def handle_cluster_failures(main):
+    """Wraps a script's ``main``: when another worker of a ``--strategy=multi_worker``
+    run stops, this worker's collective fails; say so in one line, and how to resume."""
+    import functools
+
+    @functools.wraps(main)
+    def wrapped(argv):
+        import tensorflow as tf
+
+        try:
+            return main(argv)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+            if "strategy" not in FLAGS or FLAGS.strategy != "multi_worker":
+                raise
+            detail = " ".join(str(e.message if hasattr(e, "message") else e).split())
+            hint = detail[detail.find("The following tasks"):][:200] if "The following tasks" in detail else detail[:200]
+            fail(
+                f"--strategy=multi_worker: another worker of the cluster stopped ({hint}); re-run the same command "
+                "on every host to resume from the last checkpoint"
+            )
+
+    return wrapped
