@@ -11,12 +11,15 @@ Three tables, written into docs/benchmarks.md (a report, not a test):
   127.0.0.1: the all-gather of the step's child results and the broadcast of
   the chief's controller state (weights, Adam slots, baseline), bytes and time.
 * ``controller``: the controller's own cost per step (sample m architectures,
-  one REINFORCE update) at the depths of the NAS CIFAR-10 search.
+  one REINFORCE update) at the depths of the NAS CIFAR-10 search;
+* ``enas``: the ENAS shared-weights step on 1 vs 2 replicas, by running
+  ``scripts/bench_enas_distributed.py`` (its own process: it splits the CPU
+  into logical devices before TensorFlow starts), which writes its own section.
 
 docs/distributed.md turns these numbers into the estimate of the NAS paper's
 scale (K replicas x m children).
 
-    python scripts/bench_distributed.py               # about 4 minutes on 2 cores
+    python scripts/bench_distributed.py               # about 15 minutes on 2 cores (5 without enas)
     python scripts/bench_distributed.py --workers=1,2,4 --children=16
 """
 
@@ -40,7 +43,7 @@ flags.DEFINE_integer("train_subset", 512, "Training images of the embedded digit
 flags.DEFINE_integer("archs_per_step", 8, "m: children per controller step (the paper's 8).", lower_bound=1)
 flags.DEFINE_list("controller_depths", "3,15", "Depths of the NAS CIFAR-10 search at which the controller is timed.")
 flags.DEFINE_list("controller_batches", "8,100,800", "Architectures per controller step at which it is timed (8: the paper's m; 800: K x m).")
-flags.DEFINE_list("tables", "children,collectives,controller", "Tables to measure.")
+flags.DEFINE_list("tables", "children,collectives,controller,enas", "Tables to measure.")
 flags.DEFINE_string("output", os.path.join(REPO, "docs", "benchmarks.md"), "Markdown file to update.")
 flags.DEFINE_string("probe", None, "Internal: run the collectives probe as this cluster member (TF_CONFIG set).")
 FLAGS = flags.FLAGS
@@ -235,6 +238,9 @@ def main(argv):
     text = "\n".join(parts)
     print(text)
     update_section(FLAGS.output, SECTION, text)
+    if "enas" in tables:
+        script = os.path.join(REPO, "scripts", "bench_enas_distributed.py")
+        subprocess.run([sys.executable, script, f"--output={FLAGS.output}"], check=True)
 
 
 if __name__ == "__main__":
