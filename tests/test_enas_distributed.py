@@ -83,6 +83,7 @@ def test_shared_step_on_two_replicas_matches_one_device():
     assert result["replica_diff"] == 0.0  # the replicas hold identical shared weights
 
 
+@pytest.mark.slow  # the library-level step test covers mirrored; keeps the default run short
 def test_search_enas_mirrored_runs_to_the_end_and_retrains(tmp_path):
     model_dir = tmp_path / "run"
     out = run_script(

@@ -185,6 +185,7 @@ def test_bad_execution_flags_are_named(tmp_path, args, message):
     assert message in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # keeps the default run well under 30 minutes on 2 cores
 def test_children_under_mirrored_on_two_cpu_devices_match_one_device(tmp_path):
     common = ["--num_architectures=2", "--archs_per_step=2", "--child_epochs=2", "--child_steps_per_epoch=5",
               "--start_depth=2", "--algorithm=random"]
@@ -223,6 +224,7 @@ def test_device_groups_and_one_worker_collectives():
     barrier(None)
 
 
+@pytest.mark.slow  # keeps the default run well under 30 minutes on 2 cores
 def test_search_with_parallel_children_survives_kill_9_and_leaves_no_workers(tmp_path):
     import re
     import subprocess
@@ -274,6 +276,7 @@ def test_a_worker_started_with_other_settings_is_refused(tmp_path):
     assert not os.path.exists(tmp_path / "history.jsonl")
 
 
+@pytest.mark.slow  # keeps the default run well under 30 minutes on 2 cores
 def test_recurrent_cell_children_under_mirrored_match_one_device(tmp_path):
     common = ["--space=nas_rnn", "--num_architectures=2", "--archs_per_step=2", "--child_epochs=1",
               "--child_steps_per_epoch=5", "--algorithm=random", "--lm_units=16", "--child_lr=1"]
@@ -288,6 +291,7 @@ def test_recurrent_cell_children_under_mirrored_match_one_device(tmp_path):
         assert x["metrics"]["val_perplexity"] == pytest.approx(y["metrics"]["val_perplexity"], rel=5e-3)
 
 
+@pytest.mark.slow  # keeps the default run well under 30 minutes on 2 cores
 def test_when_a_host_dies_the_others_stop_with_a_clear_error_and_the_cluster_resumes(tmp_path):
     args = [f"--model_dir={tmp_path}", *TINY[1:], "--num_architectures=6", "--strategy=multi_worker"]
     procs = start_cluster("search_nas.py", *args)
