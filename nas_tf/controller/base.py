@@ -1,8 +1,8 @@
-"""The interface every search strategy (REINFORCE, PPO, random search) offers.
+"""The interface every searcher (REINFORCE, PPO, random search) offers.
 
 The search loops only talk to this interface: they ask for ``num`` token
 vectors of a decision list, have the architectures evaluated, and hand the
-rewards back. A strategy's state (controller weights, optimizer slots,
+rewards back. A searcher's state (controller weights, optimizer slots,
 baseline, random-number generator, counters) is exposed as TensorFlow
 trackables so the loop saves and restores it with one checkpoint.
 """
@@ -17,8 +17,12 @@ import numpy as np
 from nas_tf.spaces.decisions import DecisionList
 
 
-class SearchStrategy(abc.ABC):
-    """Proposes architectures as token vectors and learns from their rewards."""
+class Searcher(abc.ABC):
+    """Proposes architectures as token vectors and learns from their rewards.
+
+    A search algorithm (REINFORCE, PPO, random search, ...). Not to be confused
+    with a ``tf.distribute.Strategy``, which says where tensors are computed.
+    """
 
     name: ClassVar[str]
 

@@ -21,7 +21,7 @@ from typing import Any
 import tensorflow as tf
 
 from nas_tf.controller.policy import Controller
-from nas_tf.controller.reinforce import PolicyGradientStrategy
+from nas_tf.controller.reinforce import PolicyGradientSearcher
 from nas_tf.spaces.decisions import DecisionList
 
 
@@ -54,7 +54,7 @@ def ppo_surrogate_loss(log_prob, old_log_prob, advantage, clip_epsilon: float):
     return -tf.reduce_mean(objective), clip_fraction
 
 
-class PPO(PolicyGradientStrategy):
+class PPO(PolicyGradientSearcher):
     """PPO with the clipped surrogate objective and a moving-average baseline.
 
     Args:
@@ -62,7 +62,7 @@ class PPO(PolicyGradientStrategy):
         clip_epsilon: clipping range of the probability ratio (the NASNet
             paper does not report it; 0.2 is PPO's default).
         epochs: optimisation epochs over each batch of architectures.
-        **kwargs: :class:`~nas_tf.controller.reinforce.PolicyGradientStrategy`
+        **kwargs: :class:`~nas_tf.controller.reinforce.PolicyGradientSearcher`
             settings (NASNet: learning rate 3.5e-4, entropy weight 1e-5,
             baseline decay 0.95).
 
@@ -71,9 +71,9 @@ class PPO(PolicyGradientStrategy):
     >>> from nas_tf.spaces import NASNetSpace
     >>> from nas_tf.controller import controller_for
     >>> space = NASNetSpace(num_blocks=2)
-    >>> strategy = PPO(controller_for(space.decisions, lstm_units=16, lstm_layers=1), epochs=3)
-    >>> tokens = strategy.sample(space.decisions, 4)
-    >>> sorted(strategy.update(space.decisions, tokens, [0.1, 0.2, 0.3, 0.4]))
+    >>> searcher = PPO(controller_for(space.decisions, lstm_units=16, lstm_layers=1), epochs=3)
+    >>> tokens = searcher.sample(space.decisions, 4)
+    >>> sorted(searcher.update(space.decisions, tokens, [0.1, 0.2, 0.3, 0.4]))
     ['approx_kl', 'baseline', 'clip_fraction', 'entropy', 'log_prob', 'loss', 'mean_reward']
     """
 

@@ -7,11 +7,11 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from nas_tf.controller.base import SearchStrategy
+from nas_tf.controller.base import Searcher
 from nas_tf.spaces.decisions import DecisionList
 
 
-class RandomSearch(SearchStrategy):
+class RandomSearch(Searcher):
     """Samples every architecture uniformly; learns nothing.
 
     Every categorical and select decision is uniform over its choices and
@@ -24,8 +24,8 @@ class RandomSearch(SearchStrategy):
     Example:
 
     >>> from nas_tf.spaces import NASCNNSpace
-    >>> strategy = RandomSearch(seed=1)
-    >>> strategy.sample(NASCNNSpace(num_layers=2).decisions, 3).shape
+    >>> searcher = RandomSearch(seed=1)
+    >>> searcher.sample(NASCNNSpace(num_layers=2).decisions, 3).shape
     (3, 7)
     """
 

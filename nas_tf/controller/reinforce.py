@@ -20,12 +20,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nas_tf.controller.base import SearchStrategy
+from nas_tf.controller.base import Searcher
 from nas_tf.controller.policy import Controller
 from nas_tf.spaces.decisions import DecisionList
 
 
-class PolicyGradientStrategy(SearchStrategy):
+class PolicyGradientSearcher(Searcher):
     """Shared part of the policy-gradient strategies (REINFORCE, PPO).
 
     Holds the controller, its Adam optimizer, the moving-average baseline, the
@@ -191,10 +191,10 @@ class PolicyGradientStrategy(SearchStrategy):
         self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
 
-class Reinforce(PolicyGradientStrategy):
+class Reinforce(PolicyGradientSearcher):
     """REINFORCE with a moving-average baseline, the NAS default.
 
-    Args: see :class:`PolicyGradientStrategy` (learning rate 6e-4 as in the
+    Args: see :class:`PolicyGradientSearcher` (learning rate 6e-4 as in the
         NAS CIFAR-10 search; 5e-4 for the recurrent-cell search).
 
     Example:
@@ -202,9 +202,9 @@ class Reinforce(PolicyGradientStrategy):
     >>> from nas_tf.spaces import NASCNNSpace
     >>> from nas_tf.controller import controller_for
     >>> space = NASCNNSpace(num_layers=2)
-    >>> strategy = Reinforce(controller_for(space.decisions), seed=0)
-    >>> tokens = strategy.sample(space.decisions, 4)
-    >>> sorted(strategy.update(space.decisions, tokens, [0.1, 0.2, 0.3, 0.4]))
+    >>> searcher = Reinforce(controller_for(space.decisions), seed=0)
+    >>> tokens = searcher.sample(space.decisions, 4)
+    >>> sorted(searcher.update(space.decisions, tokens, [0.1, 0.2, 0.3, 0.4]))
     ['baseline', 'entropy', 'log_prob', 'loss', 'mean_reward', 'skip_kl', 'skips']
     """
 

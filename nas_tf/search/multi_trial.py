@@ -57,7 +57,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from nas_tf.controller.base import SearchStrategy
+from nas_tf.controller.base import Searcher
 from nas_tf.distribute.cluster import all_gather_json, barrier, broadcast_from_chief, float_variables, worker_info
 from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
 from nas_tf.spaces.base import SearchSpace
@@ -171,7 +171,7 @@ class MultiTrialSearch:
     def __init__(
         self,
         space: SearchSpace,
-        strategy: SearchStrategy,
+        strategy: Searcher,
         evaluator: Evaluator,
         config: SearchConfig,
         extra_config: dict[str, Any] | None = None,

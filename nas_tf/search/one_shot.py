@@ -16,7 +16,7 @@ and writes the best to ``best_arch.json``.
 
 The shared-weights side is a :class:`SharedWeightsTask` (an image supernet,
 a recurrent language-model supernet); the controller side is any
-:class:`~nas_tf.controller.base.SearchStrategy`. Architectures reach the task
+:class:`~nas_tf.controller.base.Searcher`. Architectures reach the task
 as token vectors, which the supernets take as an int tensor, so each train or
 reward step is traced once per search, never once per architecture
 (``trace_counts`` in the run summary).
@@ -68,7 +68,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from nas_tf.controller.base import SearchStrategy
+from nas_tf.controller.base import Searcher
 from nas_tf.distribute.cluster import (
     all_gather_json,
     barrier,
@@ -169,7 +169,7 @@ class OneShotSearch:
     def __init__(
         self,
         space: SearchSpace,
-        strategy: SearchStrategy,
+        strategy: Searcher,
         task: SharedWeightsTask,
         config: OneShotConfig,
         arch_for_output: Callable[[Arch], Arch] | None = None,
