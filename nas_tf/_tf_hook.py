@@ -1,14 +1,22 @@
-"""Registers nas_tf's custom ops with TensorFlow as soon as TensorFlow is imported.
+"""Makes what nas_tf saves loadable after ``import nas_tf`` alone, which imports no TensorFlow.
 
-``import nas_tf`` stays cheap (it imports no TensorFlow), yet a SavedModel
-exported with ``keep_custom_ops=True`` must load after ``import nas_tf``: its
-graph names ``NasTf*`` ops, which TensorFlow only knows once the op library is
-loaded. So ``import nas_tf`` calls :func:`install`: if TensorFlow is already
-imported, the library is loaded (quietly) and the gradients registered now;
-otherwise a one-shot import hook does it right after ``import tensorflow``
-finishes. Nothing happens with ``NAS_TF_DISABLE_CUSTOM_OPS=1``, and a failure
-never breaks the import of TensorFlow (the op wrappers then use their
-fallbacks and warn on first use).
+``import nas_tf`` stays cheap, yet two kinds of files must load after it:
+
+* a SavedModel exported with ``keep_custom_ops=True`` names ``NasTf*`` ops,
+  which TensorFlow only knows once the op library is loaded: if TensorFlow is
+  already imported, the library is loaded (quietly) now; otherwise a one-shot
+  import hook does it right after ``import tensorflow`` finishes. Nothing
+  happens with ``NAS_TF_DISABLE_CUSTOM_OPS=1``, and a failure never breaks
+  the import of TensorFlow (the op wrappers then use their fallbacks and warn
+  on first use);
+* a ``.keras`` file names nas_tf's layers and models (``"nas_tf>PaddedConcat"``),
+  which Keras finds in its registry of custom objects once their modules are
+  imported. As soon as Keras is imported (now, or by a one-shot import hook),
+  every class of :data:`KERAS_CLASSES` gets a lazy entry in that registry
+  (``keras.saving.get_custom_objects()``): deserialising one imports its
+  module, whose own registration then replaces the entry. So
+  ``keras.saving.load_model("model.keras")`` works with no ``custom_objects``
+  and without importing all of nas_tf up front.
 """
 
 from __future__ import annotations
@@ -20,6 +28,55 @@ import sys
 
 _installed = {"done": False}
 
+# Every class nas_tf registers for Keras serialisation, and its module
+# (tests/test_conformance.py checks this against the registry).
+KERAS_CLASSES = {
+    "Controller": "nas_tf.controller.policy",
+    "EnasRnnCell": "nas_tf.layers.enas_rnn_cell",
+    "EnasRnnSupernetLM": "nas_tf.models.enas_rnn",
+    "FactorizedConv": "nas_tf.layers.cell_ops",
+    "FactorizedReduction": "nas_tf.layers.cell_ops",
+    "IdentityOp": "nas_tf.layers.cell_ops",
+    "LanguageModel": "nas_tf.models.language_model",
+    "NASCell": "nas_tf.layers.nas_cell",
+    "PaddedConcat": "nas_tf.layers.padded_concat",
+    "PoolOp": "nas_tf.layers.cell_ops",
+    "ReLUConvBN": "nas_tf.layers.cell_ops",
+    "ScheduledDropPath": "nas_tf.layers.drop_path",
+    "SeparableConvStack": "nas_tf.layers.cell_ops",
+    "TreeCell": "nas_tf.layers.tree_cell",
+}
+
+
+class _LazyClass:
+    """A registry entry that imports the real class when Keras deserialises one."""
+
+    def __init__(self, name: str, module: str):
+        self.name, self.module = name, module
+
+    def load(self):
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def from_config(self, config, *args, **kwargs):
+        return self.load().from_config(config, *args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self.load()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<nas_tf class {self.module}.{self.name}, imported on first use>"
+
+
+def _register_keras_classes() -> None:
+    try:
+        objects = sys.modules["keras"].saving.get_custom_objects()
+        for name, module in KERAS_CLASSES.items():
+            objects.setdefault(f"nas_tf>{name}", _LazyClass(name, module))
+    except Exception:  # noqa: BLE001 - never break the user's import of Keras
+        pass
+
 
 def _register() -> None:
     try:
@@ -30,11 +87,14 @@ def _register() -> None:
         pass
 
 
-class _TensorFlowImportHook(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` through the other finders and runs _register after it loads."""
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Finds the module ``name`` through the other finders and runs ``then()`` after it loads."""
+
+    def __init__(self, name: str, then):
+        self.name, self.then = name, then
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "tensorflow":
+        if fullname != self.name:
             return None
         try:
             sys.meta_path.remove(self)  # one shot
@@ -47,17 +107,21 @@ class _TensorFlowImportHook(importlib.abc.MetaPathFinder):
 
         def exec_then_register(module):
             exec_module(module)
-            _register()
+            self.then()
 
         spec.loader.exec_module = exec_then_register
         return spec
 
 
 def install() -> None:
-    """Makes the custom ops known to TensorFlow now or when it is imported."""
+    """Makes the custom ops known to TensorFlow, and nas_tf's classes to Keras, now or when imported."""
     if _installed["done"]:
         return
     _installed["done"] = True
+    if "keras" in sys.modules and hasattr(sys.modules["keras"], "saving"):
+        _register_keras_classes()
+    else:
+        sys.meta_path.insert(0, _ImportHook("keras", _register_keras_classes))
     if os.environ.get("NAS_TF_DISABLE_CUSTOM_OPS", "").strip().lower() in ("1", "true", "yes", "on"):
         return
     tf = sys.modules.get("tensorflow")
@@ -65,4 +129,4 @@ def install() -> None:
         if hasattr(tf, "load_op_library"):
             _register()
         return
-    sys.meta_path.insert(0, _TensorFlowImportHook())
+    sys.meta_path.insert(0, _ImportHook("tensorflow", _register))

@@ -62,9 +62,10 @@ def _requests(num, depth, seed=0):
 
 
 def bench_children():
-    from nas_tf.search import ImageChildConfig, InProcessEvaluator
-    from nas_tf.search.child import TrainerSpec
-    from nas_tf.search.parallel import ParallelEvaluator
+    from nas_tf.search import InProcessEvaluator
+    from nas_tf.tasks import ImageChildConfig
+    from nas_tf.tasks import TrainerSpec
+    from nas_tf.search.evaluators import ParallelEvaluator
 
     config = ImageChildConfig(epochs=FLAGS.child_epochs, reward_window=1)
     spec = TrainerSpec("image", "digits", config, train_subset=FLAGS.train_subset)

@@ -2,7 +2,7 @@
 """The ENAS shared-weights step on one device vs mirrored over several replicas.
 
 Times, in one run and side by side, the shared-weights phase of an ENAS
-search (:meth:`~nas_tf.search.image_supernet.ImageSupernetTask.train_epoch`:
+search (:meth:`~nas_tf.tasks.image.supernet.ImageSupernetTask.train_epoch`:
 input pipeline, one sampled arch per global step, forward, backward,
 all-reduce, clipped Nesterov update, the loss read back every step) for the
 same **global** batch:
@@ -17,7 +17,7 @@ Reports steps/s and examples/s and the speed-up. A second table measures the
 choice the search makes -- one sampled arch per global step, run by every
 replica -- against the alternative, one arch per replica (each arch then
 trains on ``global_batch / replicas`` examples), with
-:meth:`~nas_tf.search.image_supernet.ImageSupernetTask.shared_step` on the
+:meth:`~nas_tf.tasks.image.supernet.ImageSupernetTask.shared_step` on the
 same global batch. Writes both into the ``distributed_enas`` section of
 docs/benchmarks.md. A report, not a test.
 
@@ -54,7 +54,7 @@ def _task(strategy, data, space, op_selection, batch_size, steps):
     import keras
 
     from nas_tf.models.enas_macro import EnasMacroSupernet
-    from nas_tf.search.image_supernet import ImageSupernetTask, SharedTrainingConfig
+    from nas_tf.tasks.image.supernet import ImageSupernetTask, SharedTrainingConfig
 
     keras.utils.set_random_seed(0)
     with strategy.scope():

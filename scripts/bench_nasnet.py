@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 flags.DEFINE_list("tables", "models,controller,search", "Tables to produce: models, controller, search.")
-flags.DEFINE_integer("num_architectures", 30, "Children per strategy in the search table.", lower_bound=1)
+flags.DEFINE_integer("num_architectures", 30, "Children per searcher in the search table.", lower_bound=1)
 flags.DEFINE_integer("archs_per_step", 5, "Children per controller step in table 3.", lower_bound=1)
 flags.DEFINE_integer("child_epochs", 3, "Epochs per child in table 3.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the searches.", lower_bound=0)
@@ -102,13 +102,13 @@ def controller_table(repeats):
     rows = []
     rewards = np.linspace(0.1, 0.9, 20)
     for cls in (Reinforce, PPO):
-        strategy = cls(controller_for(space.decisions, lstm_units=100, lstm_layers=1, init_range=0.1, seed=0),
+        searcher = cls(controller_for(space.decisions, lstm_units=100, lstm_layers=1, init_range=0.1, seed=0),
                        learning_rate=3.5e-4, entropy_weight=1e-5)
 
         def step():
-            tokens = strategy.sample(space.decisions, 20)
-            strategy.update(space.decisions, tokens, rewards)
-            strategy.entropy(space.decisions, tokens)
+            tokens = searcher.sample(space.decisions, 20)
+            searcher.update(space.decisions, tokens, rewards)
+            searcher.entropy(space.decisions, tokens)
 
         _, first = _timed(step)
         later = float(np.median([_timed(step)[1] for _ in range(repeats)]))
@@ -117,28 +117,30 @@ def controller_table(repeats):
             keras.backend.clear_session(free_memory=False)
             cleared.append(_timed(step)[1])
         cleared = float(np.median(cleared))
-        rows.append([strategy.name, f"{first:.2f}", f"{later:.3f}", f"{cleared:.2f}", round(cleared / later, 1)])
+        rows.append([searcher.name, f"{first:.2f}", f"{later:.3f}", f"{cleared:.2f}", round(cleared / later, 1)])
     return rows
 
 
 def search_table(work_dir):
     from nas_tf.controller import PPO, RandomSearch, Reinforce, controller_for
     from nas_tf.data import load_digits
-    from nas_tf.search import ImageChildConfig, ImageChildTrainer, InProcessEvaluator, MultiTrialSearch, SearchConfig
+    from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
+    from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
+    from nas_tf.training import SGDConfig
     from nas_tf.spaces import NASNetSpace
 
     data = load_digits()
     space = NASNetSpace()
-    child = ImageChildConfig(epochs=FLAGS.child_epochs, lr_schedule="cosine", reward_window=1, reward_exponent=1.0,
+    child = ImageChildConfig(epochs=FLAGS.child_epochs, optimizer=SGDConfig(schedule="cosine"), reward_window=1, reward_exponent=1.0,
                              builder_options=dict(num_cells=1, num_conv_filters=8))
     results = {}
     for algorithm in ("reinforce", "ppo", "random"):
         settings = dict(learning_rate=3.5e-4, entropy_weight=1e-5, baseline_decay=0.95, seed=FLAGS.seed)
         controller = controller_for(space.decisions, lstm_units=100, lstm_layers=1, init_range=0.1, seed=FLAGS.seed)
-        strategy = {"reinforce": lambda: Reinforce(controller, **settings), "ppo": lambda: PPO(controller, **settings),
+        searcher = {"reinforce": lambda: Reinforce(controller, **settings), "ppo": lambda: PPO(controller, **settings),
                     "random": lambda: RandomSearch(seed=FLAGS.seed)}[algorithm]()
         trainer = ImageChildTrainer(data, child)
-        search = MultiTrialSearch(space, strategy, InProcessEvaluator(trainer, trainer.settings()),
+        search = MultiTrialSearch(space, searcher, InProcessEvaluator(trainer, trainer.settings()),
                                   SearchConfig(os.path.join(work_dir, algorithm), FLAGS.num_architectures,
                                                FLAGS.archs_per_step, seed=FLAGS.seed))
         _, wall = _timed(search.run)
@@ -158,12 +160,12 @@ def search_table(work_dir):
 
 MODEL_HEADERS = ["network", "params (nas_tf)", "params (keras)", "trainable", "build s (nas_tf / keras)",
                  "images/s (nas_tf / keras)", "speed ratio"]
-CONTROLLER_HEADERS = ["strategy", "first step s", "later steps s", "after clear_session s", "ratio"]
+CONTROLLER_HEADERS = ["searcher", "first step s", "later steps s", "after clear_session s", "ratio"]
 
 
 def main(argv):
     del argv
-    from nas_tf.cli.flags import setup_logging
+    from nas_tf.cli.drivers import setup_logging
     from nas_tf.utils.report import machine_description, markdown_table, update_section
 
     setup_logging()
@@ -208,7 +210,7 @@ def main(argv):
         update_section(FLAGS.output, "nasnet_search", "\n".join([
             "## NASNet search: REINFORCE vs PPO vs random (`scripts/bench_nasnet.py --tables=search`)",
             "",
-            f"Embedded digits, NASNet space (B = 5, 13 ops): {FLAGS.num_architectures} children per strategy,",
+            f"Embedded digits, NASNet space (B = 5, 13 ops): {FLAGS.num_architectures} children per searcher,",
             f"{FLAGS.archs_per_step} per controller step; children of N = 1 normal cell per stage and F = 8",
             f"filters, {FLAGS.child_epochs} epochs with cosine decay, reward = final validation accuracy;",
             f"controller as in the paper (1 x 100 LSTM, lr 3.5e-4, entropy 1e-5), PPO with 4 epochs, seed {FLAGS.seed}.",

@@ -20,7 +20,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_integer("num_architectures", 60, "Children per strategy (the budget).", lower_bound=1)
+flags.DEFINE_integer("num_architectures", 60, "Children per searcher (the budget).", lower_bound=1)
 flags.DEFINE_integer("archs_per_step", 4, "Children per controller step.", lower_bound=1)
 flags.DEFINE_integer("child_epochs", 5, "Epochs per child.", lower_bound=1)
 flags.DEFINE_integer("start_depth", 3, "Layers per child.", lower_bound=1)
@@ -34,18 +34,19 @@ FLAGS = flags.FLAGS
 
 def run(algorithm, data, work_dir):
     from nas_tf.controller import RandomSearch, Reinforce, controller_for
-    from nas_tf.search import ImageChildConfig, ImageChildTrainer, InProcessEvaluator, MultiTrialSearch, SearchConfig
+    from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
+    from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
     from nas_tf.spaces import NASCNNSpace
 
     space = NASCNNSpace(num_layers=FLAGS.start_depth)
     if algorithm == "reinforce":
-        strategy = Reinforce(controller_for(space.decisions, seed=FLAGS.seed), learning_rate=FLAGS.controller_lr, seed=FLAGS.seed)
+        searcher = Reinforce(controller_for(space.decisions, seed=FLAGS.seed), learning_rate=FLAGS.controller_lr, seed=FLAGS.seed)
     else:
-        strategy = RandomSearch(seed=FLAGS.seed)
+        searcher = RandomSearch(seed=FLAGS.seed)
     trainer = ImageChildTrainer(data, ImageChildConfig(epochs=FLAGS.child_epochs))
     search = MultiTrialSearch(
         space,
-        strategy,
+        searcher,
         InProcessEvaluator(trainer, trainer.settings()),
         SearchConfig(os.path.join(work_dir, algorithm), FLAGS.num_architectures, FLAGS.archs_per_step, seed=FLAGS.seed),
     )
@@ -56,7 +57,7 @@ def run(algorithm, data, work_dir):
 
 
 def main(argv):
-    from nas_tf.cli.flags import setup_logging
+    from nas_tf.cli.drivers import setup_logging
     from nas_tf.data import load_digits
     from nas_tf.utils.report import machine_description, markdown_table, update_section
 

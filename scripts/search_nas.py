@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NAS (Zoph & Le 2017): an LSTM controller learns to design networks with REINFORCE.
+r"""NAS (Zoph & Le 2017): an LSTM controller learns to design networks with REINFORCE.
 
 Two search spaces share the loop. CNNs (the default) on the embedded 8x8
 digits, a small but real search in a few minutes on 2 CPU cores:
@@ -31,42 +31,30 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
+from nas_tf.cli import configs, drivers  # noqa: E402
 from nas_tf.cli import flags as cli  # noqa: E402
 
 cli.define_run_flags("runs/nas_cnn")
-flags.DEFINE_enum("space", "nas_cnn", ["nas_cnn", "nas_rnn"], "Search space: CNNs on images, or recurrent cells on text.")
+cli.SEARCH.enum("space", "nas_cnn", ["nas_cnn", "nas_rnn"], "Search space: CNNs on images, or recurrent cells on text.")
 cli.define_search_flags()
-cli.define_data_flags()
-cli.define_child_flags()
+cli.define_controller_flags()
 cli.define_nas_cnn_flags()
 cli.define_nas_rnn_flags()
-cli.define_lm_flags()
+cli.define_child_flags()
+cli.define_image_reward_flags()
 cli.define_lm_reward_flags()
+cli.define_data_flags()
+cli.define_lm_flags()
 cli.define_search_execution_flags()
-FLAGS = flags.FLAGS
+configs.declare_defaults(configs.NAS_DEFAULTS, "nas_cnn")
+cli.declare_main_flags(
+    ["model_dir", "space", "num_architectures", "archs_per_step", "algorithm", "child_epochs", "dataset", "data_dir",
+     "seed", "parallel_children"]
+)
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    cli.setup_logging()
-    cli.apply_defaults(cli.SEARCH_DEFAULTS[FLAGS.space])
-    from nas_tf.search.child import TrainerSpec
-
-    recurrent = FLAGS.space == "nas_rnn"
-    dataset = cli.require_dataset("text" if recurrent else "image", f"--space={FLAGS.space}")
-    if recurrent:
-        space, start_depth = cli.nas_rnn_space_from_flags(), None
-        spec = TrainerSpec("text", dataset, cli.lm_child_config_from_flags(), data_dir=FLAGS.data_dir)
-    else:
-        space, start_depth = cli.nas_cnn_space_from_flags(), FLAGS.start_depth
-        spec = TrainerSpec(
-            "image", dataset, cli.child_config_from_flags(), data_dir=FLAGS.data_dir, download=FLAGS.download_data
-        )
-    cli.run_multi_trial_search(space, spec, start_depth=start_depth)
-
+main = drivers.main(drivers.run_nas_search)
 
 if __name__ == "__main__":
-    app.run(cli.handle_cluster_failures(main))
+    app.run(main)

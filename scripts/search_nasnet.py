@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NASNet (Zoph et al. 2018): search a normal and a reduction cell with REINFORCE or PPO.
+r"""NASNet (Zoph et al. 2018): search a normal and a reduction cell with REINFORCE or PPO.
 
 Defaults run a small but real search on the embedded 8x8 digits in about 5
 minutes on 2 CPU cores (20 children of 1 normal cell per stage, 3 epochs
@@ -23,17 +23,20 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
+from nas_tf.cli import drivers  # noqa: E402
 from nas_tf.cli import flags as cli  # noqa: E402
 
 cli.define_run_flags("runs/nasnet")
-cli.define_search_flags(algorithms=("reinforce", "ppo", "random"))
+cli.define_search_flags()
+cli.define_controller_flags(algorithms=("reinforce", "ppo", "random"))
 cli.define_ppo_flags()
-cli.define_image_data_flags()
-cli.define_child_flags()
 cli.define_nasnet_space_flags()
 cli.define_nasnet_network_flags(num_cells=1, num_conv_filters=8)
+cli.define_child_flags()
+cli.define_image_reward_flags()
+cli.define_data_flags(default="digits", datasets=("digits", "cifar10"))
 cli.define_search_execution_flags()
 # The NASNet search's own settings (paper, appendix A): a 1-layer LSTM of 100
 # units, U(-0.1, 0.1) init, lr 3.5e-4, entropy weight 1e-5, baseline EMA 0.95;
@@ -53,19 +56,12 @@ cli.set_defaults(
     reward_window=1,
     reward_exponent=1.0,
 )
-FLAGS = flags.FLAGS
+cli.declare_main_flags(
+    ["model_dir", "num_architectures", "archs_per_step", "algorithm", "num_blocks", "op_set", "nasnet_cells",
+     "nasnet_filters", "child_epochs", "dataset", "data_dir", "seed", "parallel_children"]
+)
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    cli.setup_logging()
-    from nas_tf.search.child import TrainerSpec
-
-    config = cli.child_config_from_flags(**cli.nasnet_builder_options_from_flags())
-    spec = TrainerSpec("image", FLAGS.dataset, config, data_dir=FLAGS.data_dir, download=FLAGS.download_data)
-    cli.run_multi_trial_search(cli.nasnet_space_from_flags(), spec)
-
+main = drivers.main(drivers.run_nasnet_search)
 
 if __name__ == "__main__":
-    app.run(cli.handle_cluster_failures(main))
+    app.run(main)

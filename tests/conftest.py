@@ -1,5 +1,6 @@
 """Shared fixtures. TensorFlow's C++ INFO lines are silenced for readable logs."""
 
+import contextlib
 import os
 import sys
 
@@ -23,6 +24,60 @@ def digits():
 def small_digits(digits):
     """The digits with a 256-image training split, for fast child training."""
     return digits.subset("train", 256)
+
+
+@contextlib.contextmanager
+def script_flags(name):
+    """Defines the flags of scripts/<name> in this process; yields the script's globals.
+
+    The script is run as a module (not as ``__main__``: its ``app.run`` does
+    not start), its flags are removed again afterwards, so the next test can
+    define another script's flags. Parse a command line with
+    ``FLAGS(["prog", ...])`` and run the script with ``globals["main"](["prog"])``.
+    """
+    import runpy
+
+    from absl import flags
+
+    fv = flags.FLAGS
+    run_name = f"script_{name[:-3]}"
+    module = runpy.run_path(os.path.join(REPO, "scripts", name), run_name=run_name)
+    try:
+        yield module
+    finally:
+        fv.unparse_flags()
+        ours = {
+            f.name
+            for owner, defined in fv.flags_by_module_dict().items()
+            if owner.startswith("nas_tf") or owner == run_name
+            for f in defined
+        }
+        for flag in ours:
+            delattr(fv, flag)
+
+
+def run_main(name, *args):
+    """Runs scripts/<name> in this process with ``args``; returns ``(exit code, stdout, stderr)``.
+
+    A flag the parser refuses gives exit code 2 and absl's message, as on the
+    command line; the script's own one-line errors give exit code 1.
+    """
+    import io
+
+    from absl import flags
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with script_flags(name) as script, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            flags.FLAGS([name, *args])
+            script["main"]([name])
+        except flags.Error as e:
+            print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
+            code = 2
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
 
 
 def run_script(name, *args, timeout=900, env=None):

@@ -11,8 +11,9 @@ import tensorflow as tf
 import nas_tf
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
-from nas_tf.search.image_supernet import ImageSupernetTask, SharedTrainingConfig
-from nas_tf.search.one_shot import OneShotConfig, OneShotSearch, cosine_restart_lr
+from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
+from nas_tf.search import OneShotConfig, OneShotSearch
+from nas_tf.training import cosine_restart_lr
 from nas_tf.spaces import ArchError, DecisionList, Skip
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer, macro_arch_from_arc
 from nas_tf.utils import read_jsonl

@@ -39,7 +39,7 @@ mirrored = make_strategy("mirrored", num_cpu_devices=2)
 import keras, numpy as np, tensorflow as tf
 from nas_tf.data import load_digits
 from nas_tf.models.enas_macro import EnasMacroSupernet
-from nas_tf.search.image_supernet import ImageSupernetTask, SharedTrainingConfig
+from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
 from nas_tf.spaces.enas_macro import EnasMacroSpace
 
 space = EnasMacroSpace(num_layers=3)
@@ -98,14 +98,6 @@ def test_search_enas_mirrored_runs_to_the_end_and_retrains(tmp_path):
     assert [e["steps"] for e in epochs] == [3, 3]  # global steps of 2 x 16 examples: one arch each
     assert len(read_jsonl(model_dir / "history.jsonl")) == ROWS
     assert 0.0 <= summary["final"]["test_accuracy"] <= 1.0  # the retrain ran under the strategy
-
-
-def test_search_enas_strategy_errors_name_the_flag(tmp_path):
-    out = run_script("search_enas.py", "--space=rnn", "--strategy=mirrored", f"--model_dir={tmp_path}")
-    assert out.returncode == 1 and "--strategy=mirrored: --space=rnn" in out.stderr
-    env = {"TF_CONFIG": ""}
-    out = run_script("search_enas.py", *SMALL, "--strategy=multi_worker", f"--model_dir={tmp_path}", env=env)
-    assert out.returncode == 1 and "--strategy=multi_worker" in out.stderr and "TF_CONFIG" in out.stderr
 
 
 def _multi_worker_args(model_dir, *extra):

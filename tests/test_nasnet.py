@@ -26,7 +26,8 @@ from nas_tf.layers import (
 from nas_tf.models import build_image_model, build_nasnet, nasnet_a_cifar, nasnet_a_large, nasnet_a_mobile
 from nas_tf.models.nasnet import nasnet_cell
 from nas_tf.spaces import NASNET_OPS, REDUCED_OPS, NASNetArch, NASNetBlock, NASNetCell, NASNetSpace
-from nas_tf.training import make_sgd, train_classifier
+from nas_tf.tasks.image.train import train_classifier
+from nas_tf.training import make_sgd
 
 # ------------------------------------------------------------------ space
 

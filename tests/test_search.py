@@ -12,14 +12,13 @@ from nas_tf.controller import RandomSearch, Reinforce, controller_for
 from nas_tf.search import (
     ChildRequest,
     ChildResult,
-    ImageChildConfig,
-    ImageChildTrainer,
     InProcessEvaluator,
     MultiTrialSearch,
     ResumeMismatchError,
     SearchConfig,
-    accuracy_reward,
 )
+from nas_tf.tasks import ImageChildConfig, ImageChildTrainer, accuracy_reward
+from nas_tf.training import SGDConfig
 from nas_tf.spaces import ConvLayer, NASCNNArch, NASCNNSpace
 from nas_tf.utils import read_jsonl
 
@@ -56,7 +55,7 @@ def test_failed_children_get_reward_zero_with_a_reason(small_digits):
     too_large = run(ImageChildConfig(epochs=1, max_params=100))
     assert (too_large.status, too_large.reward) == ("too_large", 0.0)
     assert "max_params=100" in too_large.reason
-    diverged = run(ImageChildConfig(epochs=2, learning_rate=1e12, steps_per_epoch=5))
+    diverged = run(ImageChildConfig(epochs=2, optimizer=SGDConfig(learning_rate=1e12), steps_per_epoch=5))
     assert (diverged.status, diverged.reward) == ("diverged", 0.0)
     assert "loss became" in diverged.reason
     build_error = run(ImageChildConfig(epochs=1, builder_options={"no_such_option": 1}))

@@ -215,24 +215,3 @@ def test_language_model_under_mirrored_matches_one_device(tmp_path):
     for key in ("train_perplexity", "val_perplexity"):
         assert a[key] == pytest.approx(b[key], rel=1e-4)
     assert _summary(one.stdout)["test_perplexity"] == pytest.approx(_summary(two.stdout)["test_perplexity"], rel=1e-4)
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (
-            ["--arch=nascell", "--strategy=multi_worker"],
-            "--strategy=multi_worker: strategy=multi_worker needs a cluster: set TF_CONFIG",
-        ),
-        (
-            ["--arch=nascell", "--strategy=mirrored", "--num_cpu_devices=2", "--batch_size=100000"],
-            "--batch_size=100000 x 2 replicas",
-        ),
-    ],
-)
-def test_distributed_language_model_errors_name_the_flag(tmp_path, monkeypatch, args, message):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    out = run_script("train_final.py", *args, f"--model_dir={tmp_path}")
-    assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
-    assert len([line for line in out.stderr.splitlines() if line.startswith("error:")]) == 1

@@ -10,7 +10,7 @@
 * ``auto``: ``mirrored`` when there are several local GPUs (or several
   logical CPU devices were asked for), else ``one_device``.
 
-Training under a strategy (``nas_tf.training.classifier.train_classifier``)
+Training under a strategy (``nas_tf.tasks.image.train.train_classifier``)
 follows what ../TF-NOTES found with TF 2.21 / Keras 3: model and optimizer are
 built inside ``strategy.scope()``, the optimizer's slots are built before the
 first step, batch norm is switched to synchronised statistics (Keras 3 does
@@ -137,8 +137,10 @@ def synchronize_batch_norm(model: keras.Model) -> int:
     Call it before the model's first training step. Returns the number of
     layers switched.
     """
+    from nas_tf.utils.keras_private import sublayers
+
     count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in sublayers(model, include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
             layer.synchronized = True
             count += 1

@@ -42,6 +42,7 @@ import keras
 from keras import ops
 
 from nas_tf.spaces.nasnet import NASNET_OPS
+from nas_tf.utils.checks import positive_int
 
 _SEP = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "sep_conv_7x7": 7}
 _POOL = {"avg_pool_3x3": ("avg", 3), "max_pool_3x3": ("max", 3), "max_pool_5x5": ("max", 5), "max_pool_7x7": ("max", 7)}
@@ -49,14 +50,8 @@ _CONV = {"conv_1x1": (1, 1), "conv_3x3": (3, 1), "dil_conv_3x3": (3, 2)}
 _FACTORIZED = {"conv_1x3_3x1": 3, "conv_1x7_7x1": 7}
 
 
-def _positive(name: str, value: Any, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _strides(value: Any, layer: str) -> int:
-    value = _positive("strides", value, layer)
+    value = positive_int("strides", value, owner=layer)
     if value not in (1, 2):
         raise ValueError(f"{layer}: strides must be 1 or 2, got {value}")
     return value
@@ -98,7 +93,7 @@ class CellOpLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _positive("filters", filters, type(self).__name__)
+        self.filters = positive_int("filters", filters, owner=type(self).__name__)
         if not 0.0 <= batch_norm_momentum < 1.0:
             raise ValueError(f"{type(self).__name__}: batch_norm_momentum must be in [0, 1), got {batch_norm_momentum}")
         if batch_norm_epsilon <= 0:
@@ -197,9 +192,9 @@ class ReLUConvBN(CellOpLayer):
         super().__init__(filters, **kwargs)
         self.kernel_size = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size, kernel_size)
         for k in self.kernel_size:
-            _positive("kernel_size", k, type(self).__name__)
+            positive_int("kernel_size", k, owner=type(self).__name__)
         self.strides = _strides(strides, type(self).__name__)
-        self.dilation_rate = _positive("dilation_rate", dilation_rate, type(self).__name__)
+        self.dilation_rate = positive_int("dilation_rate", dilation_rate, owner=type(self).__name__)
 
     def build(self, input_shape):
         dilated_stride = self.dilation_rate > 1 and self.strides > 1
@@ -252,7 +247,7 @@ class FactorizedConv(CellOpLayer):
 
     def __init__(self, filters: int, kernel_size: int = 7, strides: int = 1, **kwargs):
         super().__init__(filters, **kwargs)
-        self.kernel_size = _positive("kernel_size", kernel_size, type(self).__name__)
+        self.kernel_size = positive_int("kernel_size", kernel_size, owner=type(self).__name__)
         self.strides = _strides(strides, type(self).__name__)
 
     def build(self, input_shape):
@@ -297,9 +292,9 @@ class SeparableConvStack(CellOpLayer):
 
     def __init__(self, filters: int, kernel_size: int = 3, strides: int = 1, num_layers: int = 2, **kwargs):
         super().__init__(filters, **kwargs)
-        self.kernel_size = _positive("kernel_size", kernel_size, type(self).__name__)
+        self.kernel_size = positive_int("kernel_size", kernel_size, owner=type(self).__name__)
         self.strides = _strides(strides, type(self).__name__)
-        self.num_layers = _positive("num_layers", num_layers, type(self).__name__)
+        self.num_layers = positive_int("num_layers", num_layers, owner=type(self).__name__)
 
     def build(self, input_shape):
         k = self.kernel_size
@@ -347,7 +342,7 @@ class PoolOp(CellOpLayer):
         if pool_type not in ("avg", "max"):
             raise ValueError(f"PoolOp: pool_type must be 'avg' or 'max', got {pool_type!r}")
         self.pool_type = pool_type
-        self.pool_size = _positive("pool_size", pool_size, type(self).__name__)
+        self.pool_size = positive_int("pool_size", pool_size, owner=type(self).__name__)
         self.strides = _strides(strides, type(self).__name__)
 
     def build(self, input_shape):

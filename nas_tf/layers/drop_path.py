@@ -11,7 +11,7 @@ cell and with training progress (the released code's default, "v3"):
 where ``progress`` is the fraction of training done. Training loops share
 one progress variable with every drop-path layer of a model through
 :func:`attach_training_progress`; ``nas_tf``'s training loop
-(:func:`~nas_tf.training.classifier.train_classifier`) sets it before every
+(:func:`~nas_tf.tasks.image.train.train_classifier`) sets it before every
 step. A layer with no progress variable attached uses ``progress = 1`` (the
 depth-scaled keep probability of the end of training).
 """
@@ -124,7 +124,9 @@ class ScheduledDropPath(keras.layers.Layer):
 
 def drop_path_layers(model: keras.layers.Layer) -> list[ScheduledDropPath]:
     """Every :class:`ScheduledDropPath` layer inside ``model`` (nested layers included)."""
-    return [layer for layer in model._flatten_layers(include_self=True, recursive=True) if isinstance(layer, ScheduledDropPath)]
+    from nas_tf.utils.keras_private import sublayers
+
+    return [layer for layer in sublayers(model) if isinstance(layer, ScheduledDropPath)]
 
 
 def attach_training_progress(model: keras.layers.Layer, progress: tf.Variable | None = None) -> tf.Variable | None:

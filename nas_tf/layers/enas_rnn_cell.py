@@ -29,7 +29,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from nas_tf.layers.tree_cell import _DropoutMixin, _positive_int, _rate
+from nas_tf.utils.checks import positive_int, rate
+from nas_tf.utils.keras_private import DropoutRNNCell
 from nas_tf.spaces.arch import Arch, load_arch
 
 ACTIVATION_FNS = {
@@ -47,7 +48,7 @@ def highway(s_in, ht, activation):
 
 
 @keras.saving.register_keras_serializable(package="nas_tf")
-class EnasRnnCell(_DropoutMixin, keras.layers.Layer):
+class EnasRnnCell(DropoutRNNCell, keras.layers.Layer):
     """RNN cell computing the chain of highway nodes of an ``enas_rnn`` arch.
 
     State ``[h]`` (size ``units``); the output is the new ``h``.
@@ -88,11 +89,11 @@ class EnasRnnCell(_DropoutMixin, keras.layers.Layer):
         if arch.space != "enas_rnn":
             raise ValueError(f"{type(self).__name__} needs an enas_rnn arch, got space {arch.space!r}")
         self.arch = arch
-        self.units = _positive_int("units", units)
+        self.units = positive_int("units", units)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.dropout = _rate("dropout", dropout)
-        self.recurrent_dropout = _rate("recurrent_dropout", recurrent_dropout)
+        self.dropout = rate("dropout", dropout)
+        self.recurrent_dropout = rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.state_size = [self.units]

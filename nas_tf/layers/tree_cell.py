@@ -15,33 +15,14 @@ TensorFlow (eager, ``tf.function``, XLA) and JAX backends.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 from keras import ops
 
 from nas_tf.spaces.arch import Arch, load_arch
-
-try:  # Lets keras.layers.RNN create the dropout masks before its loop (needed on JAX).
-    from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell as _DropoutMixin
-except ImportError:  # pragma: no cover - a Keras that moved its private module
-
-    class _DropoutMixin:  # type: ignore[no-redef]
-        """Same-mask-every-step dropout masks (fallback of Keras' private mixin)."""
-
-        def get_dropout_mask(self, step_input):
-            if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
-                self._dropout_mask = keras.random.dropout(
-                    ops.ones_like(step_input), self.dropout, seed=self.seed_generator
-                )
-            return self._dropout_mask
-
-        def reset_dropout_mask(self):
-            self._dropout_mask = None
-
-        def reset_recurrent_dropout_mask(self):
-            self._recurrent_dropout_mask = None
+from nas_tf.utils.checks import positive_int, rate
+from nas_tf.utils.keras_private import DropoutRNNCell
 
 
 _ACTIVATIONS = {
@@ -93,22 +74,8 @@ def evaluate_tree(arch, x_proj, m_proj, c_prev):
     return out[arch.root], pre[arch.cell_output_node]
 
 
-def _positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
-
-
-def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
 @keras.saving.register_keras_serializable(package="nas_tf")
-class TreeCell(_DropoutMixin, keras.layers.Layer):
+class TreeCell(DropoutRNNCell, keras.layers.Layer):
     """RNN cell computing the tree of a ``nas_rnn`` arch (Zoph & Le 2017, 3.4).
 
     State ``[c, h]`` (sizes ``[units, projection or units]``); the output is
@@ -162,15 +129,15 @@ class TreeCell(_DropoutMixin, keras.layers.Layer):
         if arch.space != "nas_rnn":
             raise ValueError(f"{type(self).__name__} needs a nas_rnn arch, got space {arch.space!r}")
         self.arch = arch
-        self.units = _positive_int("units", units)
-        self.projection = _positive_int("projection", projection, allow_none=True)
+        self.units = positive_int("units", units)
+        self.projection = positive_int("projection", projection, allow_none=True)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.projection_initializer = keras.initializers.get(projection_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.dropout = _rate("dropout", dropout)
-        self.recurrent_dropout = _rate("recurrent_dropout", recurrent_dropout)
+        self.dropout = rate("dropout", dropout)
+        self.recurrent_dropout = rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         out = self.projection or self.units

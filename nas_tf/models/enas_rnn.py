@@ -43,7 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.layers.enas_rnn_cell import highway
-from nas_tf.layers.tree_cell import _DropoutMixin, _positive_int, _rate
+from nas_tf.utils.checks import positive_int, rate
+from nas_tf.utils.keras_private import DropoutRNNCell
 from nas_tf.models.language_model import LanguageModel, build_language_model
 from nas_tf.spaces.base import make_space
 from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnSpace
@@ -60,7 +61,7 @@ def gather_shared(bank, index: tf.Tensor) -> tf.Tensor:
     return tf.gather(bank, index)
 
 
-class EnasRnnSupernetCell(_DropoutMixin, keras.layers.Layer):
+class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
     """All cells of an ``enas_rnn`` space in one RNN cell with shared weights.
 
     The arch is given per call of the owning :class:`EnasRnnSupernetLM`
@@ -100,13 +101,13 @@ class EnasRnnSupernetCell(_DropoutMixin, keras.layers.Layer):
         if activation_selection not in ("switch", "all"):
             raise ValueError(f"activation_selection must be 'switch' or 'all', got {activation_selection!r}")
         self.space = space
-        self.units = _positive_int("units", units)
+        self.units = positive_int("units", units)
         self.weights_per_activation = bool(weights_per_activation)
         self.activation_selection = activation_selection
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.dropout = _rate("dropout", dropout)
-        self.recurrent_dropout = _rate("recurrent_dropout", recurrent_dropout)
+        self.dropout = rate("dropout", dropout)
+        self.recurrent_dropout = rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.state_size = [self.units]

@@ -10,7 +10,7 @@ and recurrent connections.
 The model maps ``tokens [batch, T]`` and the RNN states to
 ``logits [batch, T, vocab]`` and the new states, so training can carry the
 state from one window of truncated back-propagation through time to the next
-(:mod:`nas_tf.training.language_model`).
+(:mod:`nas_tf.tasks.text.train`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from nas_tf.layers.enas_rnn_cell import EnasRnnCell
 from nas_tf.layers.nas_cell import NASCell
 from nas_tf.layers.tree_cell import TreeCell
 from nas_tf.spaces.arch import Arch, load_arch
+from nas_tf.utils.checks import rate
 
 # Cells named by a word; anything else is an arch (object, dict, JSON, file or
 # published name) of a space with a registered cell builder.
@@ -103,12 +104,6 @@ def _state_sizes(cell) -> list[int]:
     return [int(s) for s in size] if isinstance(size, (list, tuple)) else [int(size)]
 
 
-def _rate(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
 @keras.saving.register_keras_serializable(package="nas_tf")
 class LanguageModel(keras.Model):
     """Embedding, ``num_layers`` RNN layers of one cell, softmax (optionally tied).
@@ -178,10 +173,10 @@ class LanguageModel(keras.Model):
         self.num_layers = num_layers
         self.embedding_dim = embedding_dim or units
         self.tie_weights = bool(tie_weights)
-        self.embedding_dropout = _rate("embedding_dropout", embedding_dropout)
-        self.input_dropout = _rate("input_dropout", input_dropout)
-        self.output_dropout = _rate("output_dropout", output_dropout)
-        self.recurrent_dropout = _rate("recurrent_dropout", recurrent_dropout)
+        self.embedding_dropout = rate("embedding_dropout", embedding_dropout)
+        self.input_dropout = rate("input_dropout", input_dropout)
+        self.output_dropout = rate("output_dropout", output_dropout)
+        self.recurrent_dropout = rate("recurrent_dropout", recurrent_dropout)
         self.init_scale = float(init_scale)
         self.seed = seed
         init = keras.initializers.RandomUniform(-self.init_scale, self.init_scale, seed=seed)

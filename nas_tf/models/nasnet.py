@@ -42,6 +42,7 @@ import keras
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN, cell_op
 from nas_tf.layers.drop_path import ScheduledDropPath
 from nas_tf.models.registry import register_image_builder
+from nas_tf.utils.checks import positive_int
 from nas_tf.spaces.nasnet import NASNetArch, NASNetCell, nasnet_a
 
 SKELETONS = ("cifar", "imagenet")
@@ -144,12 +145,6 @@ def _aux_head(x, num_classes: int, settings: dict[str, Any], regularizer, name: 
     return keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name=f"{name}_logits")(x)
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def build_nasnet(
     arch: NASNetArch,
     input_shape: tuple,
@@ -230,21 +225,21 @@ def build_nasnet(
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] is None:
         raise ValueError(f"input_shape must be (height, width, channels) with known channels, got {input_shape}")
-    num_classes = _positive_int("num_classes", num_classes)
-    num_cells = _positive_int("num_cells", num_cells)
+    num_classes = positive_int("num_classes", num_classes)
+    num_cells = positive_int("num_cells", num_cells)
     if skeleton not in SKELETONS:
         raise ValueError(f"skeleton must be one of {', '.join(SKELETONS)}, got {skeleton!r}")
     if num_conv_filters is not None and penultimate_filters is not None:
         raise ValueError("give num_conv_filters or penultimate_filters, not both")
     if penultimate_filters is not None:
-        penultimate_filters = _positive_int("penultimate_filters", penultimate_filters)
+        penultimate_filters = positive_int("penultimate_filters", penultimate_filters)
         if penultimate_filters % 24:
             raise ValueError(f"penultimate_filters must be a multiple of 24, got {penultimate_filters}")
         filters = penultimate_filters // 24
     else:
-        filters = _positive_int("num_conv_filters", 32 if num_conv_filters is None else num_conv_filters)
+        filters = positive_int("num_conv_filters", 32 if num_conv_filters is None else num_conv_filters)
     if stem_filters is not None:
-        stem_filters = _positive_int("stem_filters", stem_filters)
+        stem_filters = positive_int("stem_filters", stem_filters)
     elif stem_multiplier <= 0:
         raise ValueError(f"stem_multiplier must be > 0, got {stem_multiplier}")
     if filter_scaling_rate <= 0:
@@ -378,7 +373,7 @@ def nasnet_cell(
     builder.cell_index = cell_index
     x = _State(inputs, 1)
     prev = None if prev_inputs is None else _State(prev_inputs, 0 if prev_is_larger else 1)
-    return builder.cell(cell, x, prev, _positive_int("filters", filters), reduction, name).tensor
+    return builder.cell(cell, x, prev, positive_int("filters", filters), reduction, name).tensor
 
 
 # ------------------------------------------------------------------ presets

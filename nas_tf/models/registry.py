@@ -29,8 +29,6 @@ def build_image_model(arch: Arch, input_shape: tuple, num_classes: int, **option
     Returns:
         An unbuilt-optimizer ``keras.Model`` mapping images to logits.
     """
-    import nas_tf.models  # noqa: F401  (registers the built-in builders)
-
     if arch.space not in _IMAGE_BUILDERS:
         raise ValueError(
             f"arch space {arch.space!r} has no image-model builder; image spaces: {sorted(_IMAGE_BUILDERS)}"
@@ -39,6 +37,9 @@ def build_image_model(arch: Arch, input_shape: tuple, num_classes: int, **option
 
 
 def image_spaces() -> list[str]:
-    import nas_tf.models  # noqa: F401
+    """The spaces with a registered image builder.
 
+    The built-in builders register themselves when :mod:`nas_tf.models` is
+    imported (which importing this module does first).
+    """
     return sorted(_IMAGE_BUILDERS)

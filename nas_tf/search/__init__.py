@@ -1,36 +1,42 @@
-"""Search loops, the evaluator interface, child training and rewards."""
+"""Search loops, the evaluator interface and the evaluators.
+
+This package holds no Keras model and no dataset: what a child is and how it
+is trained comes from :mod:`nas_tf.tasks` (child trainers, supernet tasks)
+through the interfaces here (:class:`Evaluator`, :class:`SharedWeightsTask`).
+"""
 
 from nas_tf.search.evaluator import (
     ChildBuildError,
+    ChildDiverged,
     ChildRequest,
     ChildResult,
     ChildTooLarge,
     Evaluator,
     InProcessEvaluator,
+    TrainerRecipe,
     failure_result,
 )
-from nas_tf.search.child import ChildTrainer
-from nas_tf.search.image_child import ImageChildConfig, ImageChildTrainer, accuracy_reward
-from nas_tf.search.lm_child import LMChildConfig, LMChildTrainer, perplexity_reward
-from nas_tf.search.multi_trial import MultiTrialSearch, ResumeMismatchError, SearchConfig, child_seed
+from nas_tf.search.multi_trial import MultiTrialSearch, SearchConfig, child_seed
+from nas_tf.search.one_shot import OneShotConfig, OneShotSearch, SharedWeightsTask
+from nas_tf.search.run_dir import ResumeMismatchError, RunDirectory, record_diff
 
 __all__ = [
     "ChildBuildError",
+    "ChildDiverged",
     "ChildRequest",
     "ChildResult",
     "ChildTooLarge",
-    "ChildTrainer",
     "Evaluator",
-    "ImageChildConfig",
-    "ImageChildTrainer",
     "InProcessEvaluator",
-    "LMChildConfig",
-    "LMChildTrainer",
     "MultiTrialSearch",
+    "OneShotConfig",
+    "OneShotSearch",
     "ResumeMismatchError",
+    "RunDirectory",
     "SearchConfig",
-    "accuracy_reward",
+    "SharedWeightsTask",
+    "TrainerRecipe",
     "child_seed",
     "failure_result",
-    "perplexity_reward",
+    "record_diff",
 ]

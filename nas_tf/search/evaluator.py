@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from nas_tf.spaces.arch import Arch
 
@@ -37,6 +37,10 @@ class ChildTooLarge(RuntimeError):
 
 class ChildBuildError(RuntimeError):
     """The child network could not be built from its arch."""
+
+
+class ChildDiverged(RuntimeError):
+    """Training produced a non-finite loss."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +85,6 @@ class ChildResult:
 
 def failure_result(index: int, exc: BaseException, wall_time: float = 0.0, **metrics: Any) -> ChildResult:
     """Reward-0 result of a child that raised ``exc``, with its status and reason."""
-    from nas_tf.training.classifier import ChildDiverged
-
     status = ERROR
     if isinstance(exc, ChildBuildError):
         status = BUILD_ERROR
@@ -146,6 +148,17 @@ class Evaluator(abc.ABC):
 
 
 ChildFunction = Callable[[ChildRequest], ChildResult]
+
+
+class TrainerRecipe(Protocol):
+    """A picklable recipe of a child function (``nas_tf.tasks.TrainerSpec`` is one).
+
+    Evaluators that train children in other processes send the recipe there;
+    each process builds its own child function from it (loading the data).
+    """
+
+    def build(self, strategy: Any = None) -> ChildFunction:
+        """Loads what the children need and returns the child function."""
 
 
 class InProcessEvaluator(Evaluator):

@@ -1,11 +1,11 @@
 """The multi-trial search loop (NAS, NASNet): sample, train children, learn.
 
-One loop serves every space and strategy::
+One loop serves every space and searcher::
 
     while children < num_architectures:
-        tokens  = strategy.sample(decisions, m)          # m = archs_per_step
+        tokens  = searcher.sample(decisions, m)          # m = archs_per_step
         results = evaluator.evaluate(children of tokens)  # any order
-        strategy.update(decisions, tokens, rewards)
+        searcher.update(decisions, tokens, rewards)
 
 The run directory (``model_dir``) holds
 
@@ -13,10 +13,10 @@ The run directory (``model_dir``) holds
   tokens, reward, status and reason, validation accuracy, parameters, wall time;
 * ``best_arch.json`` -- the best arch so far (loadable by ``nas_tf.load_arch``)
   and ``best.json`` with its reward and where it came from;
-* ``checkpoints/`` -- one TensorFlow checkpoint per step with the strategy's
+* ``checkpoints/`` -- one TensorFlow checkpoint per step with the searcher's
   whole state (controller weights, optimizer slots, baseline, RNG state) and
   the step and child counters;
-* ``search_config.json`` -- space, strategy, evaluator and loop settings;
+* ``search_config.json`` -- space, searcher, evaluator and loop settings;
 * ``pending_step.json`` -- the tokens of the step in progress;
 * ``tensorboard/`` -- reward, baseline, entropy, best reward so far.
 
@@ -31,11 +31,12 @@ staleness this brings.
 Under a multi-worker ``cluster`` strategy every host runs this loop with the
 same settings: every host samples the same architectures (same seed, same
 controller), trains its share of each step's children
-(:class:`~nas_tf.search.cluster_evaluator.MultiWorkerEvaluator`), receives
+(:class:`~nas_tf.search.evaluators.MultiWorkerEvaluator`), receives
 everyone's results through the strategy's collectives and applies the same
 controller update; the chief's controller state is then broadcast so that
 float noise cannot make the replicas drift. Only the chief writes the run
-directory, which must be shared by the hosts to resume.
+directory, which must be shared by the hosts to resume. The files are kept
+through :class:`~nas_tf.search.run_dir.RunDirectory`, as in the one-shot loop.
 
 Re-running the same command resumes: the checkpoint restores the state of the
 last finished step, the pending step is re-sampled (with the restored RNG, so
@@ -48,7 +49,6 @@ is dropped on resume.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -58,23 +58,20 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.controller.base import Searcher
-from nas_tf.distribute.cluster import all_gather_json, barrier, broadcast_from_chief, float_variables, worker_info
+from nas_tf.distribute.cluster import broadcast_from_chief, float_variables, worker_info
 from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
-from nas_tf.spaces.base import SearchSpace
+from nas_tf.search.run_dir import ResumeMismatchError, RunDirectory
 from nas_tf.spaces.arch import arch_from_dict
-from nas_tf.utils.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from nas_tf.spaces.base import SearchSpace
 
 log = logging.getLogger("nas_tf.search")
 
 HISTORY = "history.jsonl"
 PENDING = "pending_step.json"
-CONFIG = "search_config.json"
 BEST_ARCH = "best_arch.json"
 BEST = "best.json"
 
-
-class ResumeMismatchError(ValueError):
-    """The run directory holds a search with different settings."""
+__all__ = ["MultiTrialSearch", "ResumeMismatchError", "SearchConfig", "child_seed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,22 +135,14 @@ _RESUMABLE_CHANGES = {("search", "num_architectures"), ("search", "keep_checkpoi
 _EXECUTION = "execution"
 
 
-def _diff(old: Any, new: Any, path: tuple = ()) -> list[tuple]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new)):
-            out += _diff(old.get(k), new.get(k), path + (k,))
-        return out
-    return [] if old == new else [(path, old, new)]
-
-
 class MultiTrialSearch:
     """Runs (or resumes) a multi-trial architecture search.
 
     Args:
         space: the search space (with a depth schedule, its depth is set by
             ``config.start_depth`` and the schedule).
-        strategy: REINFORCE, PPO, random search, ...
+        searcher: REINFORCE, PPO, random search, ... (a
+            :class:`~nas_tf.controller.base.Searcher`).
         evaluator: trains children and returns rewards.
         config: loop settings.
         extra_config: more JSON-able settings to record (and check on resume).
@@ -164,14 +153,14 @@ class MultiTrialSearch:
 
     Example:
 
-    >>> search = MultiTrialSearch(space, strategy, evaluator, SearchConfig("/tmp/run"))  # doctest: +SKIP
+    >>> search = MultiTrialSearch(space, searcher, evaluator, SearchConfig("/tmp/run"))  # doctest: +SKIP
     >>> summary = search.run()  # doctest: +SKIP
     """
 
     def __init__(
         self,
         space: SearchSpace,
-        strategy: Searcher,
+        searcher: Searcher,
         evaluator: Evaluator,
         config: SearchConfig,
         extra_config: dict[str, Any] | None = None,
@@ -186,122 +175,68 @@ class MultiTrialSearch:
                     "async_controller: the asynchronous controller runs on one host; a multi-worker search "
                     "updates the controller synchronously (drop --async_controller or --strategy=multi_worker)"
                 )
-            from nas_tf.search.cluster_evaluator import MultiWorkerEvaluator
+            from nas_tf.search.evaluators.cluster import MultiWorkerEvaluator
 
             evaluator = MultiWorkerEvaluator(evaluator, cluster)
         self.space = space
-        self.strategy = strategy
+        self.searcher = searcher
         self.evaluator = evaluator
         self.config = config
         self.on_result = on_result
         self.model_dir = os.path.abspath(config.model_dir)
+        self.run_dir = RunDirectory(self.model_dir, self.info, cluster)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.children_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_done")
         self.children_sampled = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_sampled")
         counters = {"step": self.step, "children_done": self.children_done}
         if config.async_controller:
             counters["children_sampled"] = self.children_sampled
-        self.checkpoint = tf.train.Checkpoint(**counters, **strategy.trackables())
+        self.checkpoint = tf.train.Checkpoint(**counters, **searcher.trackables())
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
         )
         self.record = {
             "space": {"name": space.name, **space.config()},
-            "strategy": strategy.config(),
+            "searcher": searcher.config(),
             "evaluator": evaluator.config(),
             "search": dataclasses.asdict(config) | {"model_dir": None},
             **(extra_config or {}),
             _EXECUTION: {"workers": self.info.count, **(getattr(evaluator, "execution", dict)())},
         }
         self.history: list[dict] = []
-        self._writer = None
 
     # ------------------------------------------------------------ bookkeeping
 
     def _path(self, name: str) -> str:
-        return os.path.join(self.model_dir, name)
-
-    def _check_config(self) -> None:
-        path = self._path(CONFIG)
-        if os.path.exists(path):
-            with open(path, "r", encoding="utf-8") as f:
-                old = json.load(f)
-            changes = [
-                d for d in _diff(old, self.record) if tuple(d[0]) not in _RESUMABLE_CHANGES and d[0][:1] != (_EXECUTION,)
-            ]
-            if changes:
-                lines = [f"  {'.'.join(map(str, p))}: was {o!r}, now {n!r}" for p, o, n in changes[:10]]
-                raise ResumeMismatchError(
-                    f"{self.model_dir} holds a search with other settings; resume it with the same "
-                    "flags, or use another --model_dir:\n" + "\n".join(lines)
-                )
-        atomic_write_json(path, self.record)
-
-    def _check_workers_agree(self) -> None:
-        """Every host of a cluster must run the same search (how it trains children may differ)."""
-        if self.info.count == 1:
-            return
-        mine = json.dumps({k: v for k, v in self.record.items() if k != _EXECUTION}, sort_keys=True)
-        records = all_gather_json(self.cluster, mine)
-        others = [w for w, r in enumerate(records) if r != records[0]]
-        if others:
-            old, new = json.loads(records[0]), json.loads(records[others[0]])
-            lines = [f"  {'.'.join(map(str, p))}: chief {o!r}, worker {others[0]} {n!r}" for p, o, n in _diff(old, new)[:10]]
-            raise ResumeMismatchError(
-                f"worker(s) {others} were started with other settings than the chief; run the same command on "
-                "every host:\n" + "\n".join(lines)
-            )
+        return self.run_dir.path(name)
 
     def _restore(self) -> None:
-        chief = self.info.is_chief
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            if chief:
+            if self.info.is_chief:
                 log.info("resumed %s at step %d (%d children done)", latest, int(self.step), int(self.children_done))
-        done = int(self.children_done)
-        rows = read_jsonl(self._path(HISTORY), repair=chief)
+        done, step = int(self.children_done), int(self.step)
         if self.config.async_controller:
-            self.history = self._async_history(rows)
-            return
-        # Rows past the checkpoint belong to the interrupted step (kept if it is
-        # the pending one) -- anything else cannot be trusted and is dropped.
-        kept = [r for r in rows if r["child"] < done or r["step"] == int(self.step)]
-        if len(kept) != len(rows) and chief:
-            log.warning("dropping %d history rows written after the last checkpoint", len(rows) - len(kept))
-        self.history = self._unique(kept, rewrite=len(kept) != len(rows))
-
-    def _unique(self, rows: list[dict], rewrite: bool = False) -> list[dict]:
-        """``rows`` without repeated children (first kept); the chief rewrites the history if any changed."""
-        seen, unique = set(), []
-        for r in rows:
-            if r["child"] not in seen:
-                seen.add(r["child"])
-                unique.append(r)
-        if (rewrite or len(unique) != len(rows)) and self.info.is_chief:
-            atomic_write_text(self._path(HISTORY), "".join(json.dumps(r) + "\n" for r in unique))
-        return unique
+            # A row whose ``update`` is the checkpoint's step was written just before a
+            # crash, its update not saved: it is kept and applied again on resume.
+            keep = lambda r: r.get("update", -1) <= step  # noqa: E731
+        else:
+            # Rows past the checkpoint belong to the interrupted step (kept if it is
+            # the pending one) -- anything else cannot be trusted and is dropped.
+            keep = lambda r: r["child"] < done or r["step"] == step  # noqa: E731
+        self.history = self.run_dir.restore_rows(HISTORY, keep, key=lambda r: r["child"])
 
     def _append(self, row: dict) -> None:
-        if self.info.is_chief:
-            append_jsonl(self._path(HISTORY), [row])
+        self.run_dir.append(HISTORY, [row])
         self.history.append(row)
-
-    def _write_pending(self, obj: dict) -> None:
-        if self.info.is_chief:
-            atomic_write_json(self._path(PENDING), obj)
 
     def _save(self, number: int) -> None:
         """The step's checkpoint and best arch (chief), then the controller synchronised (cluster)."""
         if self.info.is_chief:
             self.manager.save(checkpoint_number=number)
             self._write_best()
-        broadcast_from_chief(self.cluster, float_variables(self.strategy.trackables()))
-
-    def _summary_writer(self):
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self._path("tensorboard"))
-        return self._writer
+        broadcast_from_chief(self.cluster, float_variables(self.searcher.trackables()))
 
     def best(self) -> dict | None:
         """The history row with the highest reward (earliest on ties)."""
@@ -312,10 +247,9 @@ class MultiTrialSearch:
         best = self.best()
         if best is None:
             return
-        arch = arch_from_dict(best["arch"])
-        arch.to_json(self._path(BEST_ARCH))
-        atomic_write_json(
-            self._path(BEST),
+        self.run_dir.write_arch(BEST_ARCH, arch_from_dict(best["arch"]))
+        self.run_dir.write_json(
+            BEST,
             {k: best[k] for k in ("child", "step", "reward", "status", "metrics") if k in best}
             | {"arch_file": BEST_ARCH},
         )
@@ -327,12 +261,8 @@ class MultiTrialSearch:
         return self.space if depth is None else self.space.with_depth(depth)
 
     def _pending_tokens(self, step: int) -> np.ndarray | None:
-        path = self._path(PENDING)
-        if not os.path.exists(path):
-            return None
-        with open(path, "r", encoding="utf-8") as f:
-            pending = json.load(f)
-        if pending.get("step") != step:
+        pending = self.run_dir.read_json(PENDING)
+        if pending is None or pending.get("step") != step:
             return None
         return np.asarray(pending["tokens"], dtype=np.int32)
 
@@ -342,12 +272,13 @@ class MultiTrialSearch:
         Returns:
             A summary: children trained, steps, best reward and arch path.
         """
-        self._check_workers_agree()
+        self.run_dir.check_workers_agree(self.record, execution=[_EXECUTION])
         if self.info.is_chief:
             os.makedirs(self.model_dir, exist_ok=True)
-            self._check_config()
+        self.run_dir.check_record(self.record, _RESUMABLE_CHANGES, execution=[_EXECUTION])
+        if self.info.is_chief:
             self._restore()  # may repair the history file
-        barrier(self.cluster)
+        self.run_dir.barrier()
         if not self.info.is_chief:
             self._restore()  # reads what the chief restored
         cfg = self.config
@@ -359,9 +290,8 @@ class MultiTrialSearch:
         else:
             self._run_sync()
         summary = self.summary()
-        if self.info.is_chief:
-            atomic_write_json(self._path("summary.json"), summary)
-        barrier(self.cluster)
+        self.run_dir.write_json("summary.json", summary)
+        self.run_dir.barrier()
         return summary
 
     def _run_sync(self) -> None:
@@ -373,14 +303,14 @@ class MultiTrialSearch:
             space = self._space_at(done)
             decisions = space.decisions
             m = min(cfg.archs_per_step, total - done)
-            tokens = self.strategy.sample(decisions, m)
+            tokens = self.searcher.sample(decisions, m)
             pending = self._pending_tokens(step)
             if pending is not None:
                 if pending.shape != tokens.shape or not np.array_equal(pending, tokens):
                     log.warning("step %d: re-sampled tokens differ from the pending step; using the pending ones", step)
                 tokens = pending
             else:
-                self._write_pending({"step": step, "first_child": done, "tokens": tokens.tolist()})
+                self.run_dir.write_json(PENDING, {"step": step, "first_child": done, "tokens": tokens.tolist()})
             archs = [space.from_tokens(t) for t in tokens]
             finished = {r["child"]: r for r in self.history if r["step"] == step}
             requests = [
@@ -402,32 +332,19 @@ class MultiTrialSearch:
             if missing:
                 raise RuntimeError(f"the evaluator returned no result for children {missing}")
             rewards = [finished[done + k]["reward"] for k in range(m)]
-            metrics = self.strategy.update(decisions, tokens, rewards)
-            entropy = self.strategy.entropy(decisions, tokens)
+            metrics = self.searcher.update(decisions, tokens, rewards)
+            entropy = self.searcher.entropy(decisions, tokens)
             self.step.assign(step + 1)
             self.children_done.assign(done + m)
             self._save(step + 1)
-            if self.info.is_chief and os.path.exists(self._path(PENDING)):
-                os.remove(self._path(PENDING))
+            self.run_dir.remove(PENDING)
             self._log_step(step, done + m, rewards, metrics, entropy, total, start_time)
 
     # ------------------------------------------------- asynchronous controller
 
-    def _async_history(self, rows: list[dict]) -> list[dict]:
-        """History rows of an asynchronous run that the checkpoint accounts for.
-
-        A row whose ``update`` is the checkpoint's step was written just before
-        a crash, its update not saved: it is kept and applied again on resume.
-        """
-        step = int(self.step)
-        kept = [r for r in rows if r.get("update", -1) <= step]
-        if len(kept) != len(rows) and self.info.is_chief:
-            log.warning("dropping %d history rows written after the last checkpoint", len(rows) - len(kept))
-        return self._unique(kept, rewrite=len(kept) != len(rows))
-
     def _sample_one(self, index: int) -> tuple[np.ndarray, SearchSpace]:
         space = self._space_at(index)
-        return self.strategy.sample(space.decisions, 1)[0], space
+        return self.searcher.sample(space.decisions, 1)[0], space
 
     def _run_async(self) -> None:
         """The asynchronous controller: learn from every child as it returns.
@@ -456,10 +373,8 @@ class MultiTrialSearch:
         start_time = time.time()
         finished = {r["child"]: r for r in self.history}
         in_flight: dict[int, dict] = {}
-        path = self._path(PENDING)
-        if os.path.exists(path):
-            with open(path, "r", encoding="utf-8") as f:
-                pending = json.load(f)
+        pending = self.run_dir.read_json(PENDING)
+        if pending is not None:
             sampled = int(self.children_sampled)
             for entry in sorted(pending.get("in_flight", []), key=lambda e: e["child"]):
                 if entry["child"] >= sampled:  # sampled after the checkpoint: advance the generator past it
@@ -485,7 +400,7 @@ class MultiTrialSearch:
                 entry = {"child": index, "tokens": tokens.tolist(), "sampled_at": int(self.step)}
                 in_flight[index] = entry
                 self.children_sampled.assign(index + 1)
-                self._write_pending({"mode": "async", "in_flight": list(in_flight.values())})
+                self.run_dir.write_json(PENDING, {"mode": "async", "in_flight": list(in_flight.values())})
                 self._submit_async(entry)
             if self.evaluator.in_flight() == 0:
                 raise RuntimeError(f"no child in flight with {int(self.children_done)} of {total} children done")
@@ -501,9 +416,8 @@ class MultiTrialSearch:
             if self.on_result is not None:
                 self.on_result(row, self)
             self._apply_async(row, total, start_time)
-            self._write_pending({"mode": "async", "in_flight": list(in_flight.values())})
-        if self.info.is_chief and os.path.exists(path):
-            os.remove(path)
+            self.run_dir.write_json(PENDING, {"mode": "async", "in_flight": list(in_flight.values())})
+        self.run_dir.remove(PENDING)
 
     def _submit_async(self, entry: dict) -> None:
         space = self._space_at(entry["child"])
@@ -516,8 +430,8 @@ class MultiTrialSearch:
         """One controller update from one child's reward; checkpointed."""
         space = self._space_at(row["child"])
         tokens = np.asarray([row["tokens"]], dtype=np.int32)
-        metrics = self.strategy.update(space.decisions, tokens, [row["reward"]])
-        entropy = self.strategy.entropy(space.decisions, tokens)
+        metrics = self.searcher.update(space.decisions, tokens, [row["reward"]])
+        entropy = self.searcher.entropy(space.decisions, tokens)
         step = int(self.step)
         self.step.assign(step + 1)
         self.children_done.assign(int(self.children_done) + 1)
@@ -577,15 +491,16 @@ class MultiTrialSearch:
         best_reward = best["reward"] if best else 0.0
         if not self.info.is_chief:
             return
-        with self._summary_writer().as_default():
-            tf.summary.scalar("reward/mean", float(np.mean(rewards)), step=done)
-            tf.summary.scalar("reward/max", float(np.max(rewards)), step=done)
-            tf.summary.scalar("reward/best_so_far", best_reward, step=done)
-            if entropy is not None:
-                tf.summary.scalar("controller/entropy", entropy, step=done)
-            for k, v in metrics.items():
-                tf.summary.scalar(f"controller/{k}", v, step=done)
-        self._summary_writer().flush()
+        self.run_dir.scalars(
+            {
+                "reward/mean": float(np.mean(rewards)),
+                "reward/max": float(np.max(rewards)),
+                "reward/best_so_far": best_reward,
+                "controller/entropy": entropy,
+                **{f"controller/{k}": v for k, v in metrics.items()},
+            },
+            done,
+        )
         elapsed = time.time() - start_time
         extra = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("baseline", "loss"))
         log.info(

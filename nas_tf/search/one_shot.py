@@ -15,8 +15,8 @@ After the last epoch the loop *derives* the result: it samples
 and writes the best to ``best_arch.json``.
 
 The shared-weights side is a :class:`SharedWeightsTask` (an image supernet,
-a recurrent language-model supernet); the controller side is any
-:class:`~nas_tf.controller.base.Searcher`. Architectures reach the task
+a recurrent language-model supernet: :mod:`nas_tf.tasks`); the controller
+side is any :class:`~nas_tf.controller.base.Searcher`. Architectures reach the task
 as token vectors, which the supernets take as an int tensor, so each train or
 reward step is traced once per search, never once per architecture
 (``trace_counts`` in the run summary).
@@ -24,14 +24,14 @@ reward step is traced once per search, never once per architecture
 Run directory (``model_dir``): ``history.jsonl`` (one line per controller
 sample: epoch, step, arch, reward), ``epochs.jsonl`` (per-epoch metrics),
 ``derived.jsonl`` and ``best_arch.json`` / ``best.json``, ``checkpoints/``
-(shared weights, their optimizer, the strategy's whole state, epoch and phase
+(shared weights, their optimizer, the searcher's whole state, epoch and phase
 counters), ``search_config.json``, ``tensorboard/``. A checkpoint is written
 after each phase; re-running the same command resumes from the last one.
 
 Distributed search (``--strategy=mirrored`` / ``multi_worker``): the task's
 ``distribute_strategy`` trains the shared weights data-parallel with **one
 sampled architecture per global step** (every replica runs the same arch on
-its share of the global batch; see :mod:`nas_tf.search.image_supernet`), so
+its share of the global batch; see :mod:`nas_tf.tasks.image.supernet`), so
 the controller is stepped exactly as on one device: one sample per global
 step in phase 1, ``controller_steps`` updates per epoch in phase 2. Under
 ``multi_worker`` every host runs the same command, and:
@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -69,18 +70,10 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.controller.base import Searcher
-from nas_tf.distribute.cluster import (
-    all_gather_json,
-    barrier,
-    broadcast_from_chief,
-    float_variables,
-    save_checkpoint,
-    worker_info,
-)
-from nas_tf.search.multi_trial import ResumeMismatchError, _diff
+from nas_tf.distribute.cluster import all_gather_json, broadcast_from_chief, float_variables, save_checkpoint, worker_info
+from nas_tf.search.run_dir import RunDirectory
 from nas_tf.spaces.arch import Arch
 from nas_tf.spaces.base import SearchSpace
-from nas_tf.utils.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 
 log = logging.getLogger("nas_tf.search")
 
@@ -158,7 +151,7 @@ class OneShotSearch:
 
     Args:
         space: the search space.
-        strategy: the controller's strategy (REINFORCE with the ENAS options).
+        searcher: the controller's searcher (REINFORCE with the ENAS options).
         task: the shared-weights side.
         config: loop settings.
         arch_for_output: maps the searched arch to the arch written to
@@ -169,19 +162,20 @@ class OneShotSearch:
     def __init__(
         self,
         space: SearchSpace,
-        strategy: Searcher,
+        searcher: Searcher,
         task: SharedWeightsTask,
         config: OneShotConfig,
         arch_for_output: Callable[[Arch], Arch] | None = None,
     ):
         self.space = space
-        self.strategy = strategy
+        self.searcher = searcher
         self.task = task
         self.config = config
         self.arch_for_output = arch_for_output or (lambda a: a)
         self.model_dir = os.path.abspath(config.model_dir)
         self.distribute = task.distribute_strategy
         self.worker = worker_info(self.distribute)
+        self.run_dir = RunDirectory(self.model_dir, self.worker, self.distribute)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")  # 0: shared, 1: controller
         self.controller_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="controller_updates")
@@ -189,7 +183,7 @@ class OneShotSearch:
             epoch=self.epoch,
             phase=self.phase,
             controller_updates=self.controller_updates,
-            **{f"strategy_{k}": v for k, v in strategy.trackables().items()},
+            **{f"searcher_{k}": v for k, v in searcher.trackables().items()},
             **{f"task_{k}": v for k, v in task.trackables().items()},
         )
         self.checkpoint_dir = os.path.join(self.model_dir, "checkpoints")
@@ -201,66 +195,29 @@ class OneShotSearch:
         )
         self.record = {
             "space": {"name": space.name, **space.config()},
-            "strategy": strategy.config(),
+            "searcher": searcher.config(),
             "task": task.config(),
             "search": dataclasses.asdict(config) | {"model_dir": None},
         }
         self.history: list[dict] = []
-        self._writer = None
-
-    def _path(self, name: str) -> str:
-        return os.path.join(self.model_dir, name)
-
-    def _check_config(self) -> None:
-        import json
-
-        path = self._path("search_config.json")
-        if os.path.exists(path):
-            with open(path, "r", encoding="utf-8") as f:
-                old = json.load(f)
-            changes = [d for d in _diff(old, self.record) if tuple(d[0]) not in _RESUMABLE_CHANGES]
-            if changes:
-                lines = [f"  {'.'.join(map(str, p))}: was {o!r}, now {n!r}" for p, o, n in changes[:10]]
-                raise ResumeMismatchError(
-                    f"{self.model_dir} holds a search with other settings; resume it with the same "
-                    "flags, or use another --model_dir:\n" + "\n".join(lines)
-                )
-        # Every worker has read the old record (and refused a mismatch alike) before the chief writes.
-        self._barrier()
-        if self.worker.is_chief:
-            atomic_write_json(path, self.record)
-
-    def _barrier(self) -> None:
-        barrier(self.distribute)
 
     def _restore(self) -> None:
-        import json
-
         latest = tf.train.latest_checkpoint(self.checkpoint_dir) if os.path.isdir(self.checkpoint_dir) else None
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("resumed %s: epoch %d, phase %d", latest, int(self.epoch), int(self.phase))
-        chief = self.worker.is_chief
-        rows = read_jsonl(self._path("history.jsonl"), repair=chief)
         done_updates = int(self.controller_updates)
-        kept = [r for r in rows if r["update"] < done_updates]
-        if len(kept) != len(rows) and chief:
-            log.warning("dropping %d history rows written after the last checkpoint", len(rows) - len(kept))
-            atomic_write_text(self._path("history.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))
-        self.history = kept
+        self.history = self.run_dir.restore_rows("history.jsonl", lambda r: r["update"] < done_updates)
         # Epoch rows of a shared phase whose checkpoint was not written (it is run again).
-        epochs = read_jsonl(self._path("epochs.jsonl"), repair=chief)
         done = int(self.epoch) + (1 if int(self.phase) == 1 else 0)
-        kept_epochs = [r for r in epochs if r["epoch"] < done]
-        if len(kept_epochs) != len(epochs) and chief:
-            atomic_write_text(self._path("epochs.jsonl"), "".join(json.dumps(r) + "\n" for r in kept_epochs))
+        self.run_dir.restore_rows("epochs.jsonl", lambda r: r["epoch"] < done)
         # Every worker restored the same checkpoint; the chief's controller wins anyway.
         self._broadcast_controller()
-        self._barrier()
+        self.run_dir.barrier()
 
     def _broadcast_controller(self) -> None:
         if self.worker.count > 1:
-            broadcast_from_chief(self.distribute, float_variables(self.strategy.trackables()))
+            broadcast_from_chief(self.distribute, float_variables(self.searcher.trackables()))
 
     def _agree(self, values) -> tuple[Any, bool]:
         """The chief's ``values`` (JSON-able) on every worker, and whether every worker had the same."""
@@ -269,35 +226,18 @@ class OneShotSearch:
         everyone = all_gather_json(self.distribute, values)
         return everyone[0], all(v == everyone[0] for v in everyone)
 
-    def _writer_(self):
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self._path("tensorboard"))
-        return self._writer
-
-    def _scalars(self, values: dict[str, float], step: int) -> None:
-        if not self.worker.is_chief:
-            return
-        with self._writer_().as_default():
-            for k, v in values.items():
-                if v is not None:
-                    tf.summary.scalar(k, float(v), step=step)
-        self._writer_().flush()
-
     def _save(self, epoch: int, phase: int) -> None:
         self.epoch.assign(epoch)
         self.phase.assign(phase)
         save_checkpoint(self.manager, self.checkpoint, self.worker, 2 * epoch + phase)
 
-    def _append(self, name: str, rows: list[dict]) -> None:
-        if self.worker.is_chief:
-            append_jsonl(self._path(name), rows)
-
     def run(self) -> dict[str, Any]:
         """Runs the remaining epochs, then derives the best architecture."""
+        self.run_dir.check_workers_agree(self.record)
         if self.worker.is_chief:
             os.makedirs(self.model_dir, exist_ok=True)
-        self._barrier()
-        self._check_config()
+        self.run_dir.barrier()
+        self.run_dir.check_record(self.record, _RESUMABLE_CHANGES)
         self._restore()
         cfg = self.config
         decisions = self.space.decisions
@@ -306,10 +246,10 @@ class OneShotSearch:
             epoch = int(self.epoch)
             if int(self.phase) == 0:
                 t0 = time.time()
-                metrics = self.task.train_epoch(epoch, lambda: self.strategy.sample(decisions, 1)[0])
+                metrics = self.task.train_epoch(epoch, lambda: self.searcher.sample(decisions, 1)[0])
                 metrics["seconds"] = time.time() - t0
-                self._append("epochs.jsonl", [{"epoch": epoch, "phase": "shared", **metrics}])
-                self._scalars({f"shared/{k}": v for k, v in metrics.items()}, epoch + 1)
+                self.run_dir.append("epochs.jsonl", [{"epoch": epoch, "phase": "shared", **metrics}])
+                self.run_dir.scalars({f"shared/{k}": v for k, v in metrics.items()}, epoch + 1)
                 log.info(
                     "epoch %d/%d shared weights: %s",
                     epoch + 1, cfg.num_epochs, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
@@ -319,7 +259,7 @@ class OneShotSearch:
             rewards_epoch = []
             batches = self.task.reward_batches(epoch)
             for s in range(cfg.controller_steps):
-                tokens = self.strategy.sample(decisions, cfg.controller_aggregate)
+                tokens = self.searcher.sample(decisions, cfg.controller_aggregate)
                 update = int(self.controller_updates)
                 # Every worker scores the same archs on the same batches with the same shared
                 # weights; the chief's controller is broadcast after the update, so a worker
@@ -339,14 +279,14 @@ class OneShotSearch:
                     }
                     for i, (t, (reward, extra)) in enumerate(zip(tokens, scores))
                 ]
-                metrics = self.strategy.update(decisions, tokens, rewards)
+                metrics = self.searcher.update(decisions, tokens, rewards)
                 self._broadcast_controller()
-                entropy = self.strategy.entropy(decisions, tokens)
-                self._append("history.jsonl", rows)
+                entropy = self.searcher.entropy(decisions, tokens)
+                self.run_dir.append("history.jsonl", rows)
                 self.history.extend(rows)
                 self.controller_updates.assign(update + 1)
                 rewards_epoch += rewards
-                self._scalars(
+                self.run_dir.scalars(
                     {"controller/reward": float(np.mean(rewards)), "controller/entropy": entropy,
                      **{f"controller/{k}": v for k, v in metrics.items()}},
                     update + 1,
@@ -365,7 +305,7 @@ class OneShotSearch:
         cfg = self.config
         decisions = self.space.decisions
         # A generator seeded by the search seed: deriving again gives the same samples.
-        tokens = self.strategy.sample(decisions, cfg.derive_samples)
+        tokens = self.searcher.sample(decisions, cfg.derive_samples)
         batches = list(_take(self.task.reward_batches(cfg.num_epochs), cfg.derive_batches))
         means = [float(np.mean([self.task.reward(t, b)[0] for b in batches])) for t in tokens]
         means, agreed = self._agree(means)  # the chief's scores on every worker
@@ -377,27 +317,25 @@ class OneShotSearch:
         ]
         best = max(scored, key=lambda r: r["reward"])
         arch = self.arch_for_output(self.space.from_tokens(best["tokens"]))
-        if self.worker.is_chief:
-            atomic_write_text(self._path("derived.jsonl"), "".join(_json(r) + "\n" for r in scored))
-            arch.to_json(self._path("best_arch.json"))
-            atomic_write_json(
-                self._path("best.json"), {"reward": best["reward"], "searched_arch": best["arch"], "arch_file": "best_arch.json"}
-            )
+        self.run_dir.write_text("derived.jsonl", "".join(json.dumps(r) + "\n" for r in scored))
+        self.run_dir.write_arch("best_arch.json", arch)
+        self.run_dir.write_json(
+            "best.json", {"reward": best["reward"], "searched_arch": best["arch"], "arch_file": "best_arch.json"}
+        )
         summary = {
             "epochs": int(self.epoch),
             "controller_updates": int(self.controller_updates),
             "best_reward": best["reward"],
-            "best_arch": self._path("best_arch.json"),
-            "history": self._path("history.jsonl"),
+            "best_arch": self.run_dir.path("best_arch.json"),
+            "history": self.run_dir.path("history.jsonl"),
             "trace_counts": self.task.trace_counts(),
             "replicas": int(self.distribute.num_replicas_in_sync) if self.distribute is not None else 1,
             "worker": dataclasses.asdict(self.worker),
             "workers_agree": agreed,
         }
-        if self.worker.is_chief:
-            atomic_write_json(self._path("summary.json"), summary)
+        self.run_dir.write_json("summary.json", summary)
         # No worker reads best_arch.json before the chief has written it.
-        self._barrier()
+        self.run_dir.barrier()
         log.info("derived %d architectures: best reward %.4f -> %s", len(scored), best["reward"], summary["best_arch"])
         return summary
 
@@ -405,31 +343,3 @@ class OneShotSearch:
 def _take(iterator, n):
     for _ in range(n):
         yield next(iterator)
-
-
-def _json(obj) -> str:
-    import json
-
-    return json.dumps(obj)
-
-
-def cosine_restart_lr(epoch: int, lr_max: float, lr_min: float, t0: int, t_mul: int) -> float:
-    """The per-epoch cosine learning rate with warm restarts of the ENAS code.
-
-    lr = lr_min + (lr_max - lr_min) * (1 + cos(pi * t / T)) / 2, where ``t`` is
-    the epoch within the current period of length ``T``; periods last
-    ``t0, t0 * t_mul, t0 * t_mul^2, ...`` epochs (restarts at 10, 30, 70, 150,
-    ... for t0 = 10, t_mul = 2).
-
-    Example:
-
-    >>> [round(cosine_restart_lr(e, 1.0, 0.0, 2, 2), 3) for e in range(6)]
-    [1.0, 0.5, 1.0, 0.854, 0.5, 0.146]
-    """
-    if t0 < 1 or t_mul < 1:
-        raise ValueError(f"t0 and t_mul must be >= 1, got {t0}, {t_mul}")
-    start, period = 0, t0
-    while epoch >= start + period:
-        start += period
-        period *= t_mul
-    return float(lr_min + 0.5 * (lr_max - lr_min) * (1.0 + np.cos(np.pi * (epoch - start) / period)))

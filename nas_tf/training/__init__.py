@@ -1,5 +1,8 @@
-"""Training loops shared by child evaluation and final training."""
+"""What every training loop shares: the SGD config, schedules, step helpers, the final-training run directory.
 
-from nas_tf.training.classifier import ChildDiverged, TrainResult, evaluate_classifier, make_sgd, train_classifier
+The training loops themselves live with their task (:mod:`nas_tf.tasks`).
+"""
 
-__all__ = ["ChildDiverged", "TrainResult", "evaluate_classifier", "make_sgd", "train_classifier"]
+from nas_tf.training.optimizer import SGDConfig, cosine_restart_lr, make_sgd
+
+__all__ = ["SGDConfig", "cosine_restart_lr", "make_sgd"]

@@ -1,8 +1,8 @@
 """The run directory of a final training: arch file, per-epoch checkpoints, metrics.
 
 Shared by the final training of every kind of architecture (image
-classifiers: :mod:`nas_tf.training.final`; language models:
-:mod:`nas_tf.training.final_lm`). A run directory holds
+classifiers: :mod:`nas_tf.tasks.image.final`; language models:
+:mod:`nas_tf.tasks.text.final`). A run directory holds
 
 * ``arch.json`` -- the architecture being trained; a directory holding the run
   of another architecture is refused;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 from typing import Any, Sequence
 
 from nas_tf.utils.io import atomic_write_text
@@ -33,12 +34,38 @@ def machine_description() -> str:
     )
 
 
-def update_section(path: str, name: str, content: str) -> None:
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that is running, as a user would type it (``python scripts/x.py --flag=...``).
+
+    The script's path is made relative to the current directory when it is
+    inside it.
+    """
+    import shlex
+
+    argv = list(sys.argv if argv is None else argv)
+    script = argv[0] if argv else ""
+    if script and os.path.isabs(script):
+        rel = os.path.relpath(script)
+        script = rel if not rel.startswith("..") else script
+    return " ".join(["python", shlex.quote(script)] + [shlex.quote(a) for a in argv[1:]])
+
+
+def update_section(path: str, name: str, content: str, command: str | None = None) -> None:
     """Replaces (or appends) the section ``name`` of a markdown file, atomically.
 
     A section is the text between ``<!-- begin NAME -->`` and
-    ``<!-- end NAME -->``, so several benchmark scripts share one file.
+    ``<!-- end NAME -->``, so several benchmark scripts share one file. The
+    command that produced it (default: :func:`command_line`) is recorded after
+    the section's heading.
     """
+    command = command_line() if command is None else command
+    content = content.strip()
+    record = f"Produced by: `{command}`"
+    if content.startswith("#"):
+        heading, _, rest = content.partition("\n")
+        content = f"{heading}\n\n{record}\n{rest}"
+    else:
+        content = f"{record}\n\n{content}"
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
     block = f"{begin}\n{content.strip()}\n{end}"
     text = ""

@@ -1,10 +1,11 @@
 """Final training of a discovered recurrent cell as a language model (resumable).
 
 ``train_final_lm`` builds a :class:`~nas_tf.models.LanguageModel` of the cell
-(a ``nas_rnn`` arch, realised by :class:`~nas_tf.layers.TreeCell`), trains it
-with SGD and gradient clipping by truncated BPTT, reports validation and test
-perplexity, and writes into ``model_dir`` (the same layout as the image path,
-:mod:`nas_tf.training.final`):
+(any recurrent arch: ``nas_rnn`` realised by :class:`~nas_tf.layers.TreeCell`,
+``enas_rnn`` by :class:`~nas_tf.layers.EnasRnnCell`), trains it with SGD and
+gradient clipping by truncated BPTT, reports validation and test perplexity,
+and writes into ``model_dir`` (the same layout as the image path,
+:mod:`nas_tf.tasks.image.final`):
 
 * ``arch.json`` -- the trained cell;
 * ``checkpoints/`` -- model, optimizer and epoch after every epoch: re-running
@@ -18,7 +19,7 @@ perplexity, and writes into ``model_dir`` (the same layout as the image path,
 
 Under a ``tf.distribute`` strategy of several replicas the language model is
 trained data-parallel over the rows of every window
-(:func:`~nas_tf.training.language_model.train_language_model`); under
+(:func:`~nas_tf.tasks.text.train.train_language_model`); under
 ``MultiWorkerMirroredStrategy`` only the chief writes ``model_dir``.
 """
 
@@ -38,9 +39,10 @@ import tensorflow as tf
 from nas_tf.data.text import TextCorpus
 from nas_tf.models.language_model import build_language_model
 from nas_tf.spaces.arch import Arch
+from nas_tf.tasks.text.child import lm_sgd
+from nas_tf.tasks.text.train import LMTrainResult, evaluate_perplexity, train_language_model
 from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir, write_chief_outputs
-from nas_tf.training.classifier import make_sgd
-from nas_tf.training.language_model import LMTrainResult, evaluate_perplexity, train_language_model
+from nas_tf.training.optimizer import SGDConfig
 from nas_tf.utils.io import atomic_write_json
 
 log = logging.getLogger("nas_tf.final")
@@ -54,14 +56,8 @@ class FinalLMConfig:
         epochs: training epochs.
         batch_size: rows read in parallel.
         bptt: steps of truncated back-propagation through time.
-        learning_rate: initial SGD learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum.
-        lr_schedule: ``"cosine"`` (single period, to ``min_learning_rate``) or
-            ``"constant"``.
-        min_learning_rate: final learning rate of the cosine schedule.
-        clip_norm: global gradient-norm clipping.
-        weight_decay: L2 penalty on all weights.
+        optimizer: SGD settings (by default lr 20, no momentum, clipping at
+            global norm 0.25, one cosine period to ``min_learning_rate``).
         eval_batch_size: rows read in parallel for validation and test.
         seed: seed of initialisation and dropout.
         model_options: :class:`~nas_tf.models.LanguageModel` arguments
@@ -71,13 +67,7 @@ class FinalLMConfig:
     epochs: int = 10
     batch_size: int = 32
     bptt: int = 35
-    learning_rate: float = 20.0
-    momentum: float = 0.0
-    nesterov: bool = False
-    lr_schedule: str = "cosine"
-    min_learning_rate: float = 0.0
-    clip_norm: float = 0.25
-    weight_decay: float = 0.0
+    optimizer: SGDConfig = dataclasses.field(default_factory=lambda: lm_sgd(schedule="cosine"))
     eval_batch_size: int = 10
     seed: int = 0
     model_options: dict[str, Any] = dataclasses.field(
@@ -135,15 +125,7 @@ def train_final_lm(
     with scope:
         model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
         steps = corpus.num_windows("train", rows, config.bptt)
-        optimizer = make_sgd(
-            config.learning_rate,
-            config.momentum,
-            config.nesterov,
-            schedule=config.lr_schedule,
-            total_steps=max(1, steps * config.epochs),
-            min_learning_rate=config.min_learning_rate,
-            clip_norm=config.clip_norm,
-        )
+        optimizer = config.optimizer.make(total_steps=max(1, steps * config.epochs))
         optimizer.build(model.trainable_variables)
     checkpoints = EpochCheckpoints(model_dir, strategy=strategy, model=model, optimizer=optimizer)
     params = int(model.count_params())
@@ -182,7 +164,7 @@ def train_final_lm(
             batch_size=config.batch_size,
             bptt=config.bptt,
             optimizer=optimizer,
-            weight_decay=config.weight_decay,
+            weight_decay=config.optimizer.weight_decay,
             eval_batch_size=config.eval_batch_size,
             on_epoch_end=save_epoch,
             initial_epoch=checkpoints.epochs_done,

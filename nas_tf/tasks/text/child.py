@@ -15,11 +15,11 @@ import numpy as np
 
 from nas_tf.data.text import TextCorpus
 from nas_tf.models.language_model import build_language_model
-from nas_tf.search.child import ChildTrainer
 from nas_tf.search.evaluator import ChildRequest
 from nas_tf.spaces.arch import Arch
-from nas_tf.training.classifier import make_sgd
-from nas_tf.training.language_model import train_language_model
+from nas_tf.tasks.child import ChildTrainer
+from nas_tf.tasks.text.train import train_language_model
+from nas_tf.training.optimizer import SGDConfig
 
 
 def perplexity_reward(perplexities: Sequence[float], c: float = 80.0, window: int = 1) -> float:
@@ -43,6 +43,13 @@ def perplexity_reward(perplexities: Sequence[float], c: float = 80.0, window: in
     return float(c / best**2)
 
 
+def lm_sgd(**overrides: Any) -> SGDConfig:
+    """The SGD of language models (Zaremba et al. 2014): lr 20, no momentum, clipping at 0.25."""
+    return SGDConfig(
+        **{"learning_rate": 20.0, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "clip_norm": 0.25, **overrides}
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class LMChildConfig:
     """How a recurrent-cell child is trained during the search.
@@ -55,12 +62,8 @@ class LMChildConfig:
         epochs: training epochs per child.
         batch_size: rows read in parallel.
         bptt: steps of truncated back-propagation through time.
-        learning_rate: SGD learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum.
-        clip_norm: global gradient-norm clipping.
-        weight_decay: L2 penalty on all weights.
-        lr_schedule: ``"constant"`` or ``"cosine"``.
+        optimizer: SGD settings (learning rate 20, no momentum, gradient
+            clipping at global norm 0.25, L2 penalty on all weights).
         reward_c: the constant c of the reward ``c / ppl^2``.
         reward_window: the reward uses the best perplexity of the last
             this-many epochs.
@@ -75,12 +78,7 @@ class LMChildConfig:
     epochs: int = 2
     batch_size: int = 32
     bptt: int = 35
-    learning_rate: float = 20.0
-    momentum: float = 0.0
-    nesterov: bool = False
-    clip_norm: float = 0.25
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
+    optimizer: SGDConfig = dataclasses.field(default_factory=lm_sgd)
     reward_c: float = 80.0
     reward_window: int = 1
     max_params: int = 0
@@ -94,10 +92,11 @@ class LMChildConfig:
         for name in ("epochs", "batch_size", "bptt", "reward_window", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.clip_norm <= 0 or self.reward_c <= 0:
-            raise ValueError("learning_rate, clip_norm and reward_c must be > 0")
-        if self.weight_decay < 0 or self.max_params < 0 or self.steps_per_epoch < 0:
-            raise ValueError("weight_decay, max_params and steps_per_epoch must be >= 0")
+        if not self.reward_c > 0:
+            raise ValueError(f"reward_c must be > 0, got {self.reward_c}")
+        for name in ("max_params", "steps_per_epoch"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 class LMChildTrainer(ChildTrainer):
@@ -132,10 +131,7 @@ class LMChildTrainer(ChildTrainer):
         c = self.config
         windows = self.corpus.num_windows("train", c.batch_size, c.bptt)
         steps = min(windows, c.steps_per_epoch) if c.steps_per_epoch else windows
-        optimizer = make_sgd(
-            c.learning_rate, c.momentum, c.nesterov, schedule=c.lr_schedule,
-            total_steps=max(1, steps * c.epochs), clip_norm=c.clip_norm,
-        )
+        optimizer = c.optimizer.make(total_steps=max(1, steps * c.epochs))
         result = train_language_model(
             model,
             self.corpus,
@@ -143,7 +139,7 @@ class LMChildTrainer(ChildTrainer):
             batch_size=c.batch_size,
             bptt=c.bptt,
             optimizer=optimizer,
-            weight_decay=c.weight_decay,
+            weight_decay=c.optimizer.weight_decay,
             eval_batch_size=c.eval_batch_size,
             steps_per_epoch=c.steps_per_epoch or None,
             strategy=self.strategy,

@@ -56,7 +56,9 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.data.images import ImageData
-from nas_tf.search.one_shot import SharedWeightsTask, cosine_restart_lr
+from nas_tf.search.one_shot import SharedWeightsTask
+from nas_tf.training.optimizer import cosine_restart_lr
+from nas_tf.utils.keras_private import PreReducedSGD, sublayers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,17 +93,6 @@ class SharedTrainingConfig:
             raise ValueError("batch_size, lr_t0 and lr_t_mul must be >= 1")
         if not 0 <= self.lr_min <= self.lr_max or self.lr_max <= 0:
             raise ValueError(f"need 0 <= lr_min <= lr_max and lr_max > 0, got {self.lr_min}, {self.lr_max}")
-
-
-class _PreReducedSGD(keras.optimizers.SGD):
-    """SGD for gradients that are already summed over the replicas.
-
-    The task all-reduces the gradients itself (to clip their global norm as
-    one device would), so the optimizer's own cross-replica sum is skipped.
-    """
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        return list(grads_and_vars)
 
 
 class ImageSupernetTask(SharedWeightsTask):
@@ -141,7 +132,9 @@ class ImageSupernetTask(SharedWeightsTask):
         self.cfg = config
         self.strategy = strategy
         self.replicas = num_replicas(strategy)
-        optimizer_class = _PreReducedSGD if self.replicas > 1 else keras.optimizers.SGD
+        # The task all-reduces the gradients itself (to clip their global norm as one
+        # device would), so the optimizer's own cross-replica sum is skipped.
+        optimizer_class = PreReducedSGD if self.replicas > 1 else keras.optimizers.SGD
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             supernet.build((None,) + tuple(data.input_shape))
             self.optimizer = optimizer_class(
@@ -161,7 +154,7 @@ class ImageSupernetTask(SharedWeightsTask):
             # those layers keep per-replica statistics (see the module docstring).
             in_branches = getattr(supernet, "control_flow_layers", lambda: [])()
             for layer in in_branches:
-                for sub in layer._flatten_layers(include_self=True, recursive=True):
+                for sub in sublayers(layer):
                     if isinstance(sub, keras.layers.BatchNormalization):
                         sub.synchronized = False
         num_tokens = supernet.space.decisions.num_tokens

@@ -10,10 +10,11 @@ import keras
 from nas_tf.data.images import ImageData
 from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
-from nas_tf.search.child import ChildTrainer
 from nas_tf.search.evaluator import ChildRequest
 from nas_tf.spaces.arch import Arch
-from nas_tf.training.classifier import make_sgd, train_classifier
+from nas_tf.tasks.child import ChildTrainer
+from nas_tf.tasks.image.train import train_classifier
+from nas_tf.training.optimizer import SGDConfig
 
 
 def accuracy_reward(accuracies: Sequence[float], window: int = 5, exponent: float = 3.0) -> float:
@@ -46,11 +47,8 @@ class ImageChildConfig:
     Args:
         epochs: training epochs per child.
         batch_size: batch size.
-        learning_rate: SGD learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum.
-        weight_decay: L2 weight decay of conv and dense kernels.
-        lr_schedule: ``"constant"`` or ``"cosine"``.
+        optimizer: SGD settings (learning rate, momentum, Nesterov, weight
+            decay of the conv and dense kernels, schedule).
         reward_window: the reward looks at the last this-many epochs.
         reward_exponent: the reward is the accuracy to this power.
         max_params: children with more parameters get reward 0 without being
@@ -61,11 +59,7 @@ class ImageChildConfig:
 
     epochs: int = 5
     batch_size: int = 32
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    lr_schedule: str = "constant"
+    optimizer: SGDConfig = dataclasses.field(default_factory=SGDConfig)
     reward_window: int = 5
     reward_exponent: float = 3.0
     max_params: int = 0
@@ -76,10 +70,9 @@ class ImageChildConfig:
         for name in ("epochs", "batch_size", "reward_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.weight_decay < 0 or self.max_params < 0 or self.steps_per_epoch < 0:
-            raise ValueError("weight_decay, max_params and steps_per_epoch must be >= 0")
+        for name in ("max_params", "steps_per_epoch", "reward_exponent"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 class ImageChildTrainer(ChildTrainer):
@@ -89,7 +82,7 @@ class ImageChildTrainer(ChildTrainer):
     seed, builds the child with the arch's registered builder, trains it on the
     training split, evaluates the validation split every epoch and returns the
     reward :func:`accuracy_reward`. Failures raise; the evaluator turns them
-    into reward-0 results (the shared skeleton: :class:`~nas_tf.search.child.ChildTrainer`).
+    into reward-0 results (the shared skeleton: :class:`~nas_tf.tasks.child.ChildTrainer`).
 
     Under a ``strategy`` of several replicas the child is trained
     data-parallel, ``config.batch_size`` examples per replica.
@@ -111,15 +104,14 @@ class ImageChildTrainer(ChildTrainer):
     def build_model(self, arch: Arch) -> keras.Model:
         c = self.config
         return build_image_model(
-            arch, self.data.input_shape, self.data.num_classes, weight_decay=c.weight_decay, **c.builder_options
+            arch, self.data.input_shape, self.data.num_classes, weight_decay=c.optimizer.weight_decay,
+            **c.builder_options,
         )
 
     def train_and_score(self, model: keras.Model, request: ChildRequest) -> tuple[float, dict[str, Any]]:
         c = self.config
         steps = c.steps_per_epoch or -(-self.data.size("train") // c.batch_size)
-        optimizer = make_sgd(
-            c.learning_rate, c.momentum, c.nesterov, schedule=c.lr_schedule, total_steps=steps * c.epochs
-        )
+        optimizer = c.optimizer.make(total_steps=steps * c.epochs)
         result = train_classifier(
             model,
             self.data,

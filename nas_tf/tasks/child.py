@@ -3,8 +3,8 @@
 :class:`ChildTrainer` is the ``request -> ChildResult`` callable that
 :class:`~nas_tf.search.InProcessEvaluator` (or any evaluator) runs. Subclasses
 say how to build the child network of an arch and how to train and score it
-(image classifiers: :mod:`nas_tf.search.image_child`; language models:
-:mod:`nas_tf.search.lm_child`); the skeleton is shared:
+(image classifiers: :mod:`nas_tf.tasks.image.child`; language models:
+:mod:`nas_tf.tasks.text.child`); the skeleton is shared:
 
 1. every random generator seeded from the request (Keras' included);
 2. the model built -- a ``ValueError``/``TypeError`` of the builder becomes
@@ -18,8 +18,9 @@ With a ``strategy`` of several replicas (a group of GPUs, or logical CPU
 devices) the child is built and trained in its scope, data-parallel.
 
 :class:`TrainerSpec` is the picklable recipe of a trainer: the worker
-processes of :class:`~nas_tf.search.parallel.ParallelEvaluator` load the data
-and build their own trainer from it.
+processes of :class:`~nas_tf.search.evaluators.ParallelEvaluator` load the
+data and build their own trainer from it, through the task registry
+(:mod:`nas_tf.tasks.registry`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import keras
 
 from nas_tf.search.evaluator import ChildBuildError, ChildRequest, ChildResult, ChildTooLarge, failure_result
 from nas_tf.spaces.arch import Arch
+from nas_tf.tasks.registry import get_task
 
 
 class ChildTrainer(abc.ABC):
@@ -99,13 +101,13 @@ class ChildTrainer(abc.ABC):
 
 @dataclasses.dataclass(frozen=True)
 class TrainerSpec:
-    """A picklable recipe of a child trainer: which data, which settings.
+    """A picklable recipe of a child trainer: which task, which data, which settings.
 
     Args:
-        kind: ``"image"`` (:class:`~nas_tf.search.ImageChildTrainer`) or
-            ``"text"`` (:class:`~nas_tf.search.LMChildTrainer`).
+        task: the registered task that trains the children (``"image"``,
+            ``"text"``, ...: :func:`nas_tf.tasks.task_names`).
         dataset: dataset name (``digits``, ``cifar10``, ``pydoc``, ``ptb``).
-        config: the child config (``ImageChildConfig`` / ``LMChildConfig``).
+        config: the task's child config (``ImageChildConfig`` / ``LMChildConfig``).
         data_dir: data directory of the dataset.
         download: let tensorflow-datasets download a missing dataset.
         train_subset: keep only the first this-many training examples
@@ -113,12 +115,12 @@ class TrainerSpec:
 
     Example:
 
-    >>> from nas_tf.search import ImageChildConfig
+    >>> from nas_tf.tasks import ImageChildConfig
     >>> spec = TrainerSpec("image", "digits", ImageChildConfig(epochs=1), train_subset=256)
     >>> trainer = spec.build()  # doctest: +SKIP
     """
 
-    kind: str
+    task: str
     dataset: str
     config: Any
     data_dir: str | None = None
@@ -126,24 +128,14 @@ class TrainerSpec:
     train_subset: int = 0
 
     def __post_init__(self):
-        if self.kind not in ("image", "text"):
-            raise ValueError(f"kind must be 'image' or 'text', got {self.kind!r}")
+        get_task(self.task)  # an unknown task fails here, naming the known ones
         if self.train_subset < 0:
             raise ValueError(f"train_subset must be >= 0, got {self.train_subset}")
 
     def build(self, strategy: Any = None) -> ChildTrainer:
         """Loads the data and returns the trainer (trained under ``strategy`` if given)."""
-        if self.kind == "image":
-            from nas_tf.data.images import load_image_data
-            from nas_tf.search.image_child import ImageChildTrainer
-
-            data = load_image_data(self.dataset, data_dir=self.data_dir, download=self.download)
-            trainer: ChildTrainer = ImageChildTrainer(data.subset("train", self.train_subset) if self.train_subset else data, self.config)
-        else:
-            from nas_tf.data.text import load_text_data
-            from nas_tf.search.lm_child import LMChildTrainer
-
-            corpus = load_text_data(self.dataset, data_dir=self.data_dir)
-            trainer = LMChildTrainer(corpus.subset("train", self.train_subset) if self.train_subset else corpus, self.config)
-        trainer.strategy = strategy
-        return trainer
+        task = get_task(self.task)
+        data = task.load_data(self.dataset, data_dir=self.data_dir, download=self.download)
+        if self.train_subset:
+            data = data.subset("train", self.train_subset)
+        return task.child_trainer(data, self.config, strategy=strategy)

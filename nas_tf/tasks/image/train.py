@@ -1,4 +1,4 @@
-"""A small custom training loop for image classifiers (children and final runs).
+"""The training loop of image classifiers (children and final runs).
 
 Keras ``fit`` would do for one device, but the search needs control that
 ``fit`` hides: a child that diverges must stop at once with a reason, the
@@ -20,10 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.data.images import ImageData
-
-
-class ChildDiverged(RuntimeError):
-    """Training produced a non-finite loss."""
+from nas_tf.search.evaluator import ChildDiverged
+from nas_tf.training.steps import PerModel, clip_all_reduced, is_distributed, shard_by_data
 
 
 @dataclasses.dataclass
@@ -36,44 +34,6 @@ class TrainResult:
     val_accuracy: list[float] = dataclasses.field(default_factory=list)
     steps: int = 0
     wall_time: float = 0.0
-
-
-def make_sgd(
-    learning_rate: float,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    schedule: str = "constant",
-    total_steps: int | None = None,
-    min_learning_rate: float = 0.0,
-    clip_norm: float | None = None,
-) -> keras.optimizers.Optimizer:
-    """SGD with (Nesterov) momentum and a constant or cosine learning rate.
-
-    Args:
-        learning_rate: initial learning rate.
-        momentum: momentum.
-        nesterov: Nesterov momentum.
-        schedule: ``"constant"`` or ``"cosine"`` (single-period cosine decay
-            to ``min_learning_rate`` over ``total_steps``).
-        total_steps: steps of the whole run (needed for ``"cosine"``).
-        min_learning_rate: final learning rate of the cosine schedule.
-        clip_norm: clip the gradients to this global norm (None: no clipping).
-    """
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-    if schedule == "constant":
-        lr = learning_rate
-    elif schedule == "cosine":
-        if not total_steps or total_steps < 1:
-            raise ValueError("the cosine schedule needs total_steps >= 1")
-        lr = keras.optimizers.schedules.CosineDecay(
-            learning_rate, total_steps, alpha=min_learning_rate / learning_rate
-        )
-    else:
-        raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
-    if clip_norm is not None and clip_norm <= 0:
-        raise ValueError(f"clip_norm must be > 0 or None, got {clip_norm}")
-    return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm)
 
 
 def _split_outputs(outputs):
@@ -97,19 +57,6 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, eval_fn=No
     return total_loss / count, correct / count
 
 
-class _PerModel:
-    """Gives each model's step function its own identity for TensorFlow's
-    frequent-retracing detector: a search builds a new model per child, and each
-    traces its steps exactly once (one input signature) -- that is not the
-    accidental retracing the detector warns about."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *args):
-        return self.fn(*args)
-
-
 def _signature(model):
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
     return tf.TensorSpec((None,) + shape, tf.float32), tf.TensorSpec((None,), tf.int32)
@@ -122,55 +69,7 @@ def _make_eval_step(model):
         pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
         return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
 
-    return tf.function(_PerModel(eval_step), input_signature=_signature(model))
-
-
-def clips_gradients(optimizer: keras.optimizers.Optimizer) -> bool:
-    """Whether ``optimizer`` clips gradients (``global_clipnorm``, ``clipnorm`` or ``clipvalue``)."""
-    return any(getattr(optimizer, name, None) for name in ("global_clipnorm", "clipnorm", "clipvalue"))
-
-
-def clip_all_reduced(optimizer: keras.optimizers.Optimizer, grads: list) -> list:
-    """Replica-context gradients for ``optimizer.apply`` that clip like one device.
-
-    Keras clips each replica's gradient before it sums the replicas' gradients,
-    so a ``global_clipnorm`` would bound the wrong norm under several
-    replicas. If ``optimizer`` clips, the gradients are all-reduced here,
-    clipped with the optimizer's own rule, and divided by the number of
-    replicas; the optimizer's sum then gives the clipped all-reduced gradient
-    back (its second clipping is a no-op: every share is within the bound).
-    Without clipping the gradients are returned unchanged (one all-reduce,
-    the optimizer's).
-
-    Args:
-        optimizer: the Keras optimizer the gradients go to.
-        grads: this replica's gradients (None for unconnected variables).
-
-    Returns:
-        The gradients to pass to ``optimizer.apply`` in this replica.
-    """
-    if not clips_gradients(optimizer):
-        return grads
-    ctx = tf.distribute.get_replica_context()
-    replicas = ctx.num_replicas_in_sync
-    present = [i for i, g in enumerate(grads) if g is not None]
-    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(grads[i]) for i in present])
-    clipped = optimizer._clip_gradients(reduced)  # the optimizer's own rule (Keras 3 BaseOptimizer)
-    out = list(grads)
-    for i, g in zip(present, clipped):
-        out[i] = g / replicas
-    return out
-
-
-def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """Multi-worker input: every worker builds the same global batches and keeps its replicas' rows.
-
-    (In-memory data has no files to shard by; asking for data sharding up
-    front spares TensorFlow's failed attempt at file sharding.)
-    """
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options)
+    return tf.function(PerModel(eval_step), input_signature=_signature(model))
 
 
 def train_classifier(
@@ -244,7 +143,7 @@ def train_classifier(
     replicas = num_replicas(strategy)
     # Under a strategy of several replicas (or any multi-worker strategy) the
     # step runs in strategy.run on distributed batches.
-    distributed = replicas > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    distributed = is_distributed(strategy)
     global_batch = batch_size * replicas
     n_train = data.size("train")
     per_epoch = max(1, math.ceil(n_train / global_batch))
@@ -296,10 +195,10 @@ def train_classifier(
 
     if not distributed:
         train_step = tf.function(
-            _PerModel(train_step), input_signature=_signature(model) + (tf.TensorSpec((), tf.int64),)
+            PerModel(train_step), input_signature=_signature(model) + (tf.TensorSpec((), tf.int64),)
         )
     else:  # distributed inputs: traced from the per-replica values
-        train_step = tf.function(_PerModel(train_step))
+        train_step = tf.function(PerModel(train_step))
     eval_step = _make_eval_step(model)
     eval_ds = data.batches(eval_split, max(global_batch, 256)) if eval_split else None
     result = result if result is not None else TrainResult()
@@ -309,7 +208,7 @@ def train_classifier(
         losses, accs = [], []
         ds = data.batches("train", global_batch, training=True, seed=seed + epoch).take(per_epoch)
         if distributed:
-            ds = strategy.experimental_distribute_dataset(_shard_by_data(ds))
+            ds = strategy.experimental_distribute_dataset(shard_by_data(ds))
         for x, y in ds:
             loss, acc = train_step(x, y, tf.constant(step, tf.int64))
             losses.append(float(loss))

@@ -2,7 +2,7 @@
 
 Phase 1 (:meth:`LMSupernetTask.train_epoch`) reads the training split once
 with truncated back-propagation through time, the state carried from one
-window to the next (as :mod:`nas_tf.training.language_model`), and a **new
+window to the next (as :mod:`nas_tf.tasks.text.train`), and a **new
 architecture for every window**. Phase 2's reward (:meth:`LMSupernetTask.reward`)
 is ``c / perplexity`` of one validation window (``c = 80``, PAPERS.md 3.1 --
 not the NAS search's ``c / ppl^2``), read from a zero state: a carried state

@@ -1,9 +1,9 @@
-"""A child-training worker process of :class:`~nas_tf.search.parallel.ParallelEvaluator`.
+"""A child-training worker process of :class:`~nas_tf.search.evaluators.ParallelEvaluator`.
 
-Started as ``python -m nas_tf.search._child_worker FD SLOT`` with its devices
+Started as ``python -m nas_tf.search.evaluators._worker FD SLOT`` with its devices
 already in its environment (``CUDA_VISIBLE_DEVICES``); ``FD`` is its end of a
-socket pair to the search process. It reads the pickled
-:class:`~nas_tf.search.child.TrainerSpec`, builds the trainer (GPU memory
+socket pair to the search process. It reads the pickled trainer recipe
+(e.g. a :class:`~nas_tf.tasks.TrainerSpec`), builds the trainer (GPU memory
 growth on; a ``MirroredStrategy`` when it sees several GPUs), answers
 ``("ready", pid)`` (or ``("fatal", reason)``), then trains every child it is
 sent and answers each with its result. It ends when the search says stop, when

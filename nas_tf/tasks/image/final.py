@@ -35,8 +35,9 @@ from nas_tf.data.images import ImageData
 from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
 from nas_tf.spaces.arch import Arch
+from nas_tf.tasks.image.train import TrainResult, evaluate_classifier, train_classifier
 from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir, write_chief_outputs
-from nas_tf.training.classifier import TrainResult, evaluate_classifier, make_sgd, train_classifier
+from nas_tf.training.optimizer import SGDConfig
 from nas_tf.utils.io import atomic_write_json
 
 log = logging.getLogger("nas_tf.final")
@@ -49,13 +50,9 @@ class FinalImageConfig:
     Args:
         epochs: training epochs.
         batch_size: batch size.
-        learning_rate: initial SGD learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum.
-        weight_decay: L2 weight decay of the kernels.
-        lr_schedule: ``"cosine"`` (single period, to ``min_learning_rate``) or
-            ``"constant"``.
-        min_learning_rate: final learning rate of the cosine schedule.
+        optimizer: SGD settings (by default lr 0.1, Nesterov momentum 0.9,
+            weight decay 1e-4 on the kernels, one cosine period to
+            ``min_learning_rate``).
         train_on_validation: also train on the validation split (then the
             validation accuracy is not a held-out number).
         cutout: CutOut square side (0: off).
@@ -67,12 +64,7 @@ class FinalImageConfig:
 
     epochs: int = 20
     batch_size: int = 64
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    lr_schedule: str = "cosine"
-    min_learning_rate: float = 0.0
+    optimizer: SGDConfig = dataclasses.field(default_factory=lambda: SGDConfig(schedule="cosine"))
     train_on_validation: bool = False
     cutout: int = 0
     seed: int = 0
@@ -84,6 +76,12 @@ class FinalImageConfig:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0, got {self.cutout}")
+
+
+def _build(arch: Arch, data: ImageData, config: FinalImageConfig) -> keras.Model:
+    return build_image_model(
+        arch, data.input_shape, data.num_classes, weight_decay=config.optimizer.weight_decay, **config.builder_options
+    )
 
 
 def _merged(data: ImageData, config: FinalImageConfig) -> ImageData:
@@ -139,18 +137,9 @@ def train_final_image(
     keras.utils.set_random_seed(config.seed)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        model = build_image_model(
-            arch, data.input_shape, data.num_classes, weight_decay=config.weight_decay, **config.builder_options
-        )
+        model = _build(arch, data, config)
         steps = -(-data.size("train") // (config.batch_size * num_replicas(strategy)))
-        optimizer = make_sgd(
-            config.learning_rate,
-            config.momentum,
-            config.nesterov,
-            schedule=config.lr_schedule,
-            total_steps=steps * config.epochs,
-            min_learning_rate=config.min_learning_rate,
-        )
+        optimizer = config.optimizer.make(total_steps=steps * config.epochs)
         optimizer.build(model.trainable_variables)
     checkpoints = EpochCheckpoints(model_dir, strategy=strategy, model=model, optimizer=optimizer)
     saved = checkpoints.restore()
@@ -205,9 +194,7 @@ def train_final_image(
             # A plain copy (variables outside the strategy, batch norm not
             # synchronised) is saved: no distributed variables in the files,
             # no collective the other workers would have to join.
-            saved = build_image_model(
-                arch, data.input_shape, data.num_classes, weight_decay=config.weight_decay, **config.builder_options
-            )
+            saved = _build(arch, data, config)
             saved.set_weights(model.get_weights())
         # Auxiliary heads only serve training: the saved model maps images to logits.
         if len(saved.outputs) > 1:

@@ -2,7 +2,7 @@
 
 :class:`ParallelEvaluator` is the evaluator behind ``--parallel_children=N``.
 It keeps ``N`` worker processes, each a fresh interpreter
-(``python -m nas_tf.search._child_worker``, never a fork of a process that
+(``python -m nas_tf.search.evaluators._worker``, never a fork of a process that
 runs TensorFlow, and never a re-import of the search script) talking to the
 search over a private socket pair, with its devices fixed *before* TensorFlow
 is imported there: ``CUDA_VISIBLE_DEVICES``
@@ -10,8 +10,9 @@ is its device group (one GPU, or several that it trains each child on with a
 ``MirroredStrategy``), GPU memory grows on demand, and on a machine without
 GPUs the workers share the CPU (``TF_NUM_INTRAOP_THREADS`` = cores / N each).
 
-Each worker builds its child trainer once from a picklable
-:class:`~nas_tf.search.child.TrainerSpec` (data loaded in the worker) and then
+Each worker builds its child trainer once from a picklable recipe
+(:class:`~nas_tf.search.evaluator.TrainerRecipe`, e.g. a
+:class:`~nas_tf.tasks.TrainerSpec`; data loaded in the worker) and then
 trains the children it is sent, one at a time. What can go wrong with a child
 never stops the search; it becomes a reward-0 result whose ``status`` and
 ``reason`` say why:
@@ -32,7 +33,7 @@ worker took which child (up to the float noise of a different thread count).
 
 Example:
 
->>> spec = TrainerSpec("image", "digits", config=ImageChildConfig(epochs=1))  # doctest: +SKIP
+>>> spec = nas_tf.tasks.TrainerSpec("image", "digits", config=ImageChildConfig(epochs=1))  # doctest: +SKIP
 >>> with ParallelEvaluator(spec, num_workers=2) as evaluator:  # doctest: +SKIP
 ...     results = list(evaluator.evaluate(requests))
 """
@@ -51,14 +52,7 @@ import sys
 import time
 from typing import Any, Iterator, Sequence
 
-from nas_tf.search.child import TrainerSpec
-from nas_tf.search.evaluator import (
-    TIMEOUT,
-    WORKER_CRASHED,
-    ChildRequest,
-    ChildResult,
-    Evaluator,
-)
+from nas_tf.search.evaluator import TIMEOUT, WORKER_CRASHED, ChildRequest, ChildResult, Evaluator, TrainerRecipe
 
 log = logging.getLogger("nas_tf.search")
 
@@ -129,7 +123,8 @@ class ParallelEvaluator(Evaluator):
     """Trains up to ``num_workers`` children at once in spawned worker processes.
 
     Args:
-        spec: how each worker builds its child trainer.
+        spec: how each worker builds its child trainer (a picklable
+            :class:`~nas_tf.search.evaluator.TrainerRecipe`).
         num_workers: worker processes (children in flight).
         device_groups: ``CUDA_VISIBLE_DEVICES`` of every worker (see
             :func:`parse_device_groups`); None: round robin over the GPUs, or
@@ -145,7 +140,7 @@ class ParallelEvaluator(Evaluator):
 
     def __init__(
         self,
-        spec: TrainerSpec,
+        spec: TrainerRecipe,
         num_workers: int,
         device_groups: Sequence[str] | None = None,
         child_timeout: float = 0.0,
@@ -201,7 +196,7 @@ class ParallelEvaluator(Evaluator):
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "nas_tf.search._child_worker", str(theirs.fileno()), str(slot)],
+                [sys.executable, "-m", "nas_tf.search.evaluators._worker", str(theirs.fileno()), str(slot)],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 pass_fds=[theirs.fileno()],

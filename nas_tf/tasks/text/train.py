@@ -7,7 +7,7 @@ initial state of the next (gradients stop at the window border) and is reset
 to zero at the start of every epoch and of every evaluation. Perplexity is
 ``exp(mean negative log-likelihood per token)``.
 
-Like :mod:`nas_tf.training.classifier` this is a custom loop: a child whose
+Like :mod:`nas_tf.tasks.image.train` this is a custom loop: a child whose
 loss becomes NaN stops at once with :class:`ChildDiverged`, and the validation
 perplexity of every epoch feeds the reward.
 """
@@ -23,7 +23,8 @@ import keras
 import tensorflow as tf
 
 from nas_tf.data.text import TextCorpus
-from nas_tf.training.classifier import ChildDiverged, _PerModel, clip_all_reduced
+from nas_tf.search.evaluator import ChildDiverged
+from nas_tf.training.steps import PerModel, clip_all_reduced, is_distributed
 
 
 @dataclasses.dataclass
@@ -48,7 +49,7 @@ def _make_eval_step(model):
         loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
         return tf.reduce_sum(loss), new_states
 
-    return tf.function(_PerModel(eval_step), input_signature=_specs(model))
+    return tf.function(PerModel(eval_step), input_signature=_specs(model))
 
 
 def evaluate_perplexity(
@@ -145,7 +146,7 @@ def train_language_model(
     from nas_tf.distribute import num_replicas
 
     replicas = num_replicas(strategy)
-    distributed = replicas > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    distributed = is_distributed(strategy)
     rows = batch_size * replicas
     variables = model.trainable_variables
     if strategy is not None:
@@ -202,13 +203,13 @@ def train_language_model(
 
         tokens_spec = tf.TensorSpec((None, None), tf.int32)
         states_spec = [tf.type_spec_from_value(s) for s in initial_states()]
-        train_step = tf.function(_PerModel(distributed_step), input_signature=(tokens_spec, tokens_spec, states_spec))
+        train_step = tf.function(PerModel(distributed_step), input_signature=(tokens_spec, tokens_spec, states_spec))
     else:
 
         def initial_states():
             return model.initial_states(batch_size)
 
-        train_step = tf.function(_PerModel(train_step), input_signature=_specs(model))
+        train_step = tf.function(PerModel(train_step), input_signature=_specs(model))
     eval_step = _make_eval_step(model)
     n_windows = corpus.num_windows("train", rows, bptt)
     if n_windows < 1:

@@ -1,0 +1,371 @@
+"""How each script's run goes: searches, retraining, final training; one-line errors.
+
+A script defines its flags (:mod:`nas_tf.cli.flags`), declares the defaults
+that depend on what it runs (:mod:`nas_tf.cli.configs`) and hands one of the
+``run_*`` functions here to :func:`main`. Errors a user can fix (a bad flag,
+a directory holding another search, a missing dataset) end the run with one
+line on stderr naming the flag and the value, and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+from nas_tf.cli import configs
+from nas_tf.cli.flags import FLAGS, FlagError
+
+log = logging.getLogger("nas_tf")
+
+
+# ------------------------------------------------------------ the terminal
+
+
+def fail(message: str) -> None:
+    """Prints a one-line error (no traceback) and exits with status 1."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2)
+
+
+def setup_logging() -> None:
+    """Progress lines of the library (logger ``nas_tf``) on stderr."""
+    logger = logging.getLogger("nas_tf")
+    if not any(getattr(h, "_nas_tf", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler._nas_tf = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    # TensorFlow's own INFO lines (checkpoint sharding, ...) are noise here.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+def main(run: Callable[[], Any]) -> Callable[[list[str]], None]:
+    """The absl ``main`` of a script that calls ``run()``.
+
+    Extra positional arguments are refused; :class:`~nas_tf.cli.flags.FlagError`
+    and the other errors a user can fix end in one line (:func:`fail`); when
+    another worker of a ``--strategy=multi_worker`` run stops, this worker says
+    so in one line, with how to resume.
+    """
+    from absl import app
+
+    from nas_tf.search import ResumeMismatchError
+
+    @functools.wraps(run)
+    def wrapped(argv: list[str]) -> None:
+        import tensorflow as tf
+
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        try:
+            run()
+        except (FlagError, ResumeMismatchError) as e:
+            fail(str(e))
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+            if "strategy" not in FLAGS or FLAGS.strategy != "multi_worker":
+                raise
+            detail = " ".join(str(getattr(e, "message", e)).split())
+            hint = detail[detail.find("The following tasks"):][:200] if "The following tasks" in detail else detail[:200]
+            fail(
+                f"--strategy=multi_worker: another worker of the cluster stopped ({hint}); re-run the same command "
+                "on every host to resume from the last checkpoint"
+            )
+
+    return wrapped
+
+
+# ------------------------------------------------------ multi-trial search
+
+
+def search_evaluator(spec):
+    """The evaluator and the cluster strategy (None on one host) of a multi-trial search.
+
+    ``spec`` is the :class:`~nas_tf.tasks.TrainerSpec` of the children.
+    With ``--parallel_children`` the children train in worker processes on
+    their ``--child_devices`` (this process hides its GPUs from itself);
+    otherwise here, under ``--strategy`` (mirrored: each child data-parallel).
+    ``--strategy=multi_worker`` makes this host one of the search's replicas.
+    Must run before TensorFlow executes any op.
+    """
+    import tensorflow as tf
+
+    from nas_tf.data import DatasetUnavailableError
+    from nas_tf.distribute import num_replicas
+    from nas_tf.search import InProcessEvaluator
+    from nas_tf.search.evaluators import ParallelEvaluator, parse_device_groups
+
+    groups = FLAGS.child_devices
+    parallel = FLAGS.parallel_children
+    if groups and parallel and len(groups) != parallel:
+        raise FlagError(f"--child_devices={','.join(groups)} names {len(groups)} group(s) but --parallel_children={parallel}")
+    parallel = parallel or (len(groups) if groups else 0)
+    if FLAGS.child_timeout and not parallel:
+        raise FlagError(
+            f"--child_timeout={FLAGS.child_timeout:g} needs --parallel_children >= 1 (a child training in the "
+            "search process cannot be stopped)"
+        )
+    if FLAGS.async_controller and FLAGS.strategy == "multi_worker":
+        raise FlagError("--async_controller runs on one host; --strategy=multi_worker updates the controller synchronously")
+    cluster, child_strategy, device_groups = None, None, None
+    if parallel:
+        if FLAGS.strategy not in ("auto", "multi_worker") or FLAGS.num_cpu_devices or FLAGS.num_gpus is not None:
+            raise FlagError(
+                f"--strategy={FLAGS.strategy}: with --parallel_children each worker trains on its --child_devices "
+                "group (mirrored when a group has several GPUs); use --strategy=auto (or multi_worker) and "
+                "--child_devices instead of --num_gpus/--num_cpu_devices"
+            )
+        try:
+            device_groups = parse_device_groups(groups, parallel, len(tf.config.list_physical_devices("GPU")))
+        except ValueError as e:
+            raise FlagError(f"--child_devices: {e}") from None
+        tf.config.set_visible_devices([], "GPU")  # the workers own the GPUs
+    strategy = configs.distribute_strategy()
+    if FLAGS.strategy == "multi_worker":
+        cluster = strategy
+    elif num_replicas(strategy) > 1:
+        child_strategy = strategy
+    try:
+        trainer = spec.build(strategy=child_strategy)
+    except DatasetUnavailableError as e:
+        raise FlagError(f"--dataset={spec.dataset}: {e}") from None
+    except ValueError as e:
+        raise FlagError(f"--strategy={FLAGS.strategy}: {e}") from None
+    if parallel:
+        evaluator = ParallelEvaluator(
+            spec, parallel, device_groups, child_timeout=FLAGS.child_timeout, retries=FLAGS.child_retries,
+            threads_per_worker=FLAGS.child_threads, settings=trainer.settings(),
+        )
+    else:
+        evaluator = InProcessEvaluator(trainer, trainer.settings())
+    return evaluator, cluster
+
+
+def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
+    """Builds and runs (or resumes) a multi-trial search; prints and returns the summary."""
+    from nas_tf.distribute import worker_info
+    from nas_tf.search import MultiTrialSearch
+    from nas_tf.search.evaluators import WorkerStartError
+
+    searcher = configs.searcher(space.decisions)
+    config = configs.search_config(start_depth=start_depth)
+    evaluator, cluster = search_evaluator(spec)
+    try:
+        search = MultiTrialSearch(space, searcher, evaluator, config, cluster=cluster)
+        chief = worker_info(cluster).is_chief
+        try:
+            summary = search.run()
+        except WorkerStartError as e:
+            raise FlagError(f"--parallel_children={FLAGS.parallel_children or len(FLAGS.child_devices or [])}: {e}") from None
+        if chief:
+            configs.write_flags(FLAGS.model_dir)
+        print(dump(summary))
+        return summary
+    finally:
+        evaluator.close()
+
+
+def run_nas_search() -> dict:
+    """scripts/search_nas.py: the NAS CNN or recurrent-cell search."""
+    from nas_tf.tasks import TrainerSpec
+
+    setup_logging()
+    recurrent = FLAGS.space == "nas_rnn"
+    configs.apply_defaults(configs.NAS_DEFAULTS, FLAGS.space)
+    configs.refuse_inapplicable(configs.NAS_APPLIES, FLAGS.space, f"--space={FLAGS.space}", "--space={}".format)
+    task = "text" if recurrent else "image"
+    dataset = configs.require_dataset(task, f"--space={FLAGS.space}")
+    if recurrent:
+        space, start_depth, config = configs.nas_rnn_space(), None, configs.lm_child_config()
+    else:
+        space, start_depth, config = configs.nas_cnn_space(), FLAGS.start_depth, configs.image_child_config()
+    spec = TrainerSpec(task, dataset, config, data_dir=FLAGS.data_dir, download=FLAGS.download_data)
+    return run_multi_trial_search(space, spec, start_depth=start_depth)
+
+
+def run_nasnet_search() -> dict:
+    """scripts/search_nasnet.py: the NASNet cell search."""
+    from nas_tf.tasks import TrainerSpec
+
+    setup_logging()
+    dataset = configs.require_dataset("image", "a NASNet search")
+    config = configs.image_child_config(**configs.nasnet_builder_options())
+    spec = TrainerSpec("image", dataset, config, data_dir=FLAGS.data_dir, download=FLAGS.download_data)
+    return run_multi_trial_search(configs.nasnet_space(), spec)
+
+
+# -------------------------------------------------------- one-shot (ENAS)
+
+
+def _enas_distribute_strategy():
+    """The tf.distribute strategy of the shared weights (made before any TensorFlow op: it may split the CPU)."""
+    if FLAGS.space == "rnn":
+        if FLAGS.strategy in ("mirrored", "multi_worker"):
+            raise FlagError(
+                f"--strategy={FLAGS.strategy}: --space=rnn trains its shared weights on one device (the recurrent "
+                "supernet is not data-parallel yet); use --strategy=one_device (or auto), or --space=macro|micro"
+            )
+        if FLAGS.strategy == "auto" and (FLAGS.num_cpu_devices > 1 or FLAGS.num_gpus not in (None, 0, 1)):
+            raise FlagError(
+                "--num_cpu_devices/--num_gpus: --space=rnn trains its shared weights on one device; "
+                "drop them or use --space=macro|micro"
+            )
+        FLAGS.strategy = "one_device"  # auto never spreads the recurrent supernet over several GPUs
+    return configs.distribute_strategy()
+
+
+def _enas_task(space, strategy):
+    """The shared-weights task of --space and its data."""
+    if FLAGS.space == "rnn":
+        from nas_tf.models.enas_rnn import EnasRnnSupernetLM
+        from nas_tf.tasks import LMSupernetTask
+
+        corpus = configs.load_data("text")
+        supernet = EnasRnnSupernetLM(space, corpus.vocab_size, **configs.lm_model_options())
+        return LMSupernetTask(supernet, corpus, configs.lm_shared_training_config()), corpus
+    from nas_tf.tasks import ImageSupernetTask
+
+    data = configs.load_data("image")
+    with strategy.scope():  # the shared weights (and their optimizer, in the task) are distributed variables
+        supernet = configs.enas_image_supernet(space, data)
+    return ImageSupernetTask(supernet, data, configs.shared_training_config(), strategy=strategy), data
+
+
+def _enas_retrain(arch, data, model_dir: str, strategy) -> dict:
+    """Trains the derived arch from scratch (--final_epochs) and exports it (images: under ``strategy``)."""
+    from nas_tf.tasks import FinalImageConfig, task_for_space
+
+    task = task_for_space(arch.space)
+    if task.name == "text":
+        config = configs.final_lm_config(epochs=FLAGS.final_epochs)
+        return task.train_final(arch, data, model_dir, config, export=FLAGS.export)
+    options = {}
+    if FLAGS.space == "micro":
+        # ENAS final networks: NASNet stacking of the cells, stem 3F, drop path.
+        options = dict(
+            num_cells=FLAGS.final_cells,
+            num_conv_filters=FLAGS.final_filters,
+            skeleton="cifar",
+            stem_multiplier=3.0,
+            adjust_first_prev=True,
+            drop_path_keep_prob=FLAGS.final_drop_path_keep_prob,
+            aux_head=FLAGS.final_aux_head,
+        )
+    config = FinalImageConfig(epochs=FLAGS.final_epochs, cutout=FLAGS.final_cutout, seed=FLAGS.seed, builder_options=options)
+    return task.train_final(arch, data, model_dir, config, export=FLAGS.export, strategy=strategy)
+
+
+def run_enas_search() -> dict:
+    """scripts/search_enas.py: the ENAS search, then the retraining and export of the derived arch."""
+    configs.apply_defaults(configs.ENAS_DEFAULTS, FLAGS.space)
+    configs.refuse_inapplicable(configs.ENAS_APPLIES, FLAGS.space, f"--space={FLAGS.space}", "--space={}".format)
+    configs.require_dataset("text" if FLAGS.space == "rnn" else "image", f"--space={FLAGS.space}")
+    setup_logging()
+    distribute = _enas_distribute_strategy()
+    import keras
+
+    import nas_tf
+    from nas_tf.distribute import barrier, worker_info
+    from nas_tf.search import OneShotSearch
+
+    worker = worker_info(distribute)
+    keras.utils.set_random_seed(FLAGS.seed)  # the shared weights' initial values (the same on every worker)
+    space = configs.enas_space()
+    task, data = _enas_task(space, distribute)
+    # The controller: a plain (non-distributed) model outside the strategy's scope, the same seed on every worker.
+    search = OneShotSearch(space, configs.searcher(space.decisions), task, configs.one_shot_config())
+    try:
+        summary = search.run()
+    except FloatingPointError as e:
+        raise FlagError(f"{e}: lower --shared_lr_max or --shared_grad_clip") from None
+    if worker.is_chief:
+        configs.write_flags(FLAGS.model_dir)
+    result = {"search": summary}
+    if FLAGS.final_epochs:
+        # Under multi_worker every worker retrains (the chief alone writes final/); best_arch.json
+        # is on the shared filesystem and the search ended with a barrier after writing it.
+        final_dir = os.path.join(os.path.abspath(FLAGS.model_dir), "final")
+        arch = nas_tf.load_arch(summary["best_arch"])
+        metrics = _enas_retrain(arch, data, final_dir, distribute)
+        from nas_tf.tasks import task_for_space
+
+        keys = task_for_space(arch.space).metrics
+        result["final"] = {k: metrics[k] for k in keys + ("params", "wall_time")}
+        result["final"]["model_dir"] = final_dir
+        if FLAGS.export:
+            result["final"]["saved_model"] = os.path.join(final_dir, "saved_model")
+    barrier(distribute)  # flags.json is written before any worker reports
+    print(dump(result))
+    return result
+
+
+# ---------------------------------------------------------- final training
+
+
+def run_final_training() -> dict:
+    """scripts/train_final.py: trains the arch of --arch from scratch, evaluates and exports it.
+
+    The arch's task (image classification, language modelling) comes from
+    the task registry by the arch's space, and its builder from the task.
+    """
+    import nas_tf
+    from nas_tf.distribute import worker_info
+    from nas_tf.tasks import task_for_space
+    from nas_tf.training.checkpointing import write_chief_outputs
+
+    setup_logging()
+    try:
+        arch = nas_tf.load_arch(FLAGS.arch)
+    except nas_tf.ArchError as e:
+        raise FlagError(f"--arch: {e}") from None
+    try:
+        task = task_for_space(arch.space)
+    except ValueError as e:
+        raise FlagError(f"--arch={FLAGS.arch}: {e}") from None
+    configs.apply_defaults(configs.FINAL_DEFAULTS, task.name)
+    what = "a recurrent cell" if task.name == "text" else "an image architecture"
+    context = f"{what} (--arch of space {arch.space})"
+    configs.refuse_inapplicable(configs.FINAL_APPLIES, task.name, context, configs.ARCH_KINDS.get)
+    configs.refuse_inapplicable(configs.NASNET_NETWORK_APPLIES, arch.space, context, configs.ARCH_KINDS.get)
+    configs.require_dataset(task.name, context)
+    strategy = configs.distribute_strategy()  # before any TensorFlow op: it may split the CPU
+    data = configs.load_data(task.name)
+    if task.name == "text":
+        replicas = strategy.num_replicas_in_sync
+        rows = FLAGS.batch_size * replicas
+        if data.num_windows("train", rows, FLAGS.lm_bptt) < 1:
+            of = f" x {replicas} replicas (--strategy={FLAGS.strategy}) = {rows} rows" if replicas > 1 else " rows"
+            raise FlagError(f"--batch_size={FLAGS.batch_size}{of}: the training split of {data.name} is too short")
+        config = configs.final_lm_config()
+    else:
+        options = {"dropout": FLAGS.dropout} if FLAGS.dropout else {}
+        if arch.space == "nasnet":
+            options.update(configs.nasnet_builder_options())
+        config = configs.final_image_config(options)
+    try:
+        metrics = task.train_final(arch, data, FLAGS.model_dir, config, export=FLAGS.export, strategy=strategy)
+    except ValueError as e:
+        raise FlagError(f"--model_dir={FLAGS.model_dir}: {e}") from None
+    write_chief_outputs(strategy, lambda: configs.write_flags(FLAGS.model_dir))
+    info = worker_info(strategy)
+    summary = {k: metrics[k] for k in task.metrics + ("params", "wall_time")}
+    summary["replicas"] = strategy.num_replicas_in_sync
+    if info.count > 1:
+        summary["worker"] = info.index
+        summary["workers"] = info.count
+    summary["model_dir"] = os.path.abspath(FLAGS.model_dir)
+    print(dump(summary))
+    return summary
+
