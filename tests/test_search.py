@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -99,37 +100,63 @@ class InterruptingEvaluator(InProcessEvaluator):
 
 def make_search(model_dir, data, num=6, m=2, evaluator=None, space=None, **config):
     space = space or NASCNNSpace(num_layers=2)
-    strategy = Reinforce(controller_for(space.decisions, seed=3), seed=3)
+    searcher = Reinforce(controller_for(space.decisions, seed=3), seed=3)
     trainer = ImageChildTrainer(data, FAST)
     evaluator = evaluator or InProcessEvaluator(trainer, trainer.settings())
+    config = {**SCHEDULE, **config}
     return MultiTrialSearch(
-        space, strategy, evaluator, SearchConfig(str(model_dir), num_architectures=num, archs_per_step=m, seed=5, **config)
+        space, searcher, evaluator, SearchConfig(str(model_dir), num_architectures=num, archs_per_step=m, seed=5, **config)
     )
+
+
+# The depth schedule of every search here: depth 1 for 4 children, then 2.
+SCHEDULE = dict(start_depth=1, depth_increment=1, depth_increment_every=4, max_depth=2)
 
 
 def history(model_dir):
     return read_jsonl(os.path.join(model_dir, "history.jsonl"))
 
 
-def test_resume_after_interruption_gives_the_uninterrupted_history(tmp_path, small_digits):
-    full = make_search(tmp_path / "full", small_digits)
-    summary = full.run()
-    assert summary["children"] == 6 and summary["steps"] == 3
-    reference = history(tmp_path / "full")
-    assert [r["child"] for r in reference] == list(range(6))
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, small_digits):
+    """One uninterrupted search of 6 children (the reference the other tests compare with)."""
+    model_dir = tmp_path_factory.mktemp("reference")
+    summary = make_search(model_dir, small_digits).run()
+    return model_dir, summary
 
-    # Crash after 3 children: in the middle of step 1 (children 2 and 3).
+
+def _copy(reference_dir, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(reference_dir, target)
+    return target
+
+
+def test_the_reference_search(reference):
+    model_dir, summary = reference
+    assert summary["children"] == 6 and summary["steps"] == 3 and summary["failed_children"] == 0
+    rows = history(model_dir)
+    assert [r["child"] for r in rows] == list(range(6)) and [r["step"] for r in rows] == [0, 0, 1, 1, 2, 2]
+    # The depth schedule: 1 layer for the first 4 children, then 2 (max_depth).
+    assert [r["depth"] for r in rows] == [1, 1, 1, 1, 2, 2]
+    assert [len(r["arch"]["layers"]) for r in rows] == [1, 1, 1, 1, 2, 2]
+
+
+def test_resume_after_a_crash_and_a_torn_line_gives_the_uninterrupted_history(tmp_path, small_digits, reference):
+    # Crash after 3 children: in the middle of step 1 (children 2 and 3)...
     broken_dir = tmp_path / "broken"
     trainer = ImageChildTrainer(small_digits, FAST)
     with pytest.raises(Interrupt):
         make_search(broken_dir, small_digits, evaluator=InterruptingEvaluator(trainer, 3)).run()
     assert len(history(broken_dir)) == 3
     assert os.path.exists(broken_dir / "pending_step.json")
+    # ...in the middle of writing the fourth row.
+    with open(broken_dir / "history.jsonl", "a") as f:
+        f.write('{"child": 3, "step": 1, "rew')
     resumed = make_search(broken_dir, small_digits).run()
     rows = history(broken_dir)
     assert resumed["children"] == 6 and len(rows) == 6
     assert sorted(r["child"] for r in rows) == list(range(6))
-    for a, b in zip(sorted(rows, key=lambda r: r["child"]), reference):
+    for a, b in zip(sorted(rows, key=lambda r: r["child"]), history(reference[0])):
         assert a["arch"] == b["arch"] and a["tokens"] == b["tokens"] and a["seed"] == b["seed"]
         assert a["reward"] == pytest.approx(b["reward"], abs=1e-4)
     assert not os.path.exists(broken_dir / "pending_step.json")
@@ -138,53 +165,43 @@ def test_resume_after_interruption_gives_the_uninterrupted_history(tmp_path, sma
     assert again["children"] == 6 and len(history(broken_dir)) == 6
 
 
-def test_outputs_best_arch_and_tensorboard(tmp_path, small_digits):
-    make_search(tmp_path, small_digits, num=4).run()
-    rows = history(tmp_path)
+def test_outputs_best_arch_and_tensorboard(reference):
+    model_dir = reference[0]
+    rows = history(model_dir)
     for key in ("child", "step", "arch", "reward", "val_accuracy", "params", "wall_time", "status", "tokens"):
         assert key in rows[0]
     best = max(rows, key=lambda r: r["reward"])
-    best_arch = nas_tf.load_arch(str(tmp_path / "best_arch.json"))
+    best_arch = nas_tf.load_arch(str(model_dir / "best_arch.json"))
     assert best_arch.to_dict() == best["arch"]
-    with open(tmp_path / "best.json") as f:
+    with open(model_dir / "best.json") as f:
         assert json.load(f)["reward"] == best["reward"]
-    events = os.listdir(tmp_path / "tensorboard")
+    with open(model_dir / "search_config.json") as f:
+        record = json.load(f)
+    assert record["searcher"]["algorithm"] == "reinforce" and record["search"]["num_architectures"] == 6
+    events = os.listdir(model_dir / "tensorboard")
     assert events and events[0].startswith("events.out.tfevents")
     tags = set()
-    for e in tf.compat.v1.train.summary_iterator(str(tmp_path / "tensorboard" / events[0])):
+    for e in tf.compat.v1.train.summary_iterator(str(model_dir / "tensorboard" / events[0])):
         tags.update(v.tag for v in e.summary.value)
     assert {"reward/mean", "reward/best_so_far", "controller/baseline", "controller/entropy"} <= tags
 
 
-def test_torn_history_line_is_dropped_on_resume(tmp_path, small_digits):
-    trainer = ImageChildTrainer(small_digits, FAST)
-    with pytest.raises(Interrupt):
-        make_search(tmp_path, small_digits, num=4, evaluator=InterruptingEvaluator(trainer, 1)).run()
-    with open(tmp_path / "history.jsonl", "a") as f:
-        f.write('{"child": 1, "step": 0, "rew')  # a crash in the middle of an append
-    make_search(tmp_path, small_digits, num=4).run()
-    assert [r["child"] for r in history(tmp_path)] == [0, 1, 2, 3]
-
-
-def test_resume_with_other_settings_is_refused(tmp_path, small_digits):
-    make_search(tmp_path, small_digits, num=2).run()
+def test_resume_with_other_settings_is_refused_and_a_larger_budget_extends(tmp_path, small_digits, reference):
+    model_dir = _copy(reference[0], tmp_path)
     with pytest.raises(ResumeMismatchError, match="space.num_filters"):
-        make_search(tmp_path, small_digits, num=2, space=NASCNNSpace(num_layers=2, num_filters=(8, 16))).run()
+        make_search(model_dir, small_digits, space=NASCNNSpace(num_layers=2, num_filters=(8, 16))).run()
+    with pytest.raises(ResumeMismatchError, match="search.archs_per_step: was 2, now 3"):
+        make_search(model_dir, small_digits, m=3).run()
+    assert history(model_dir) == history(reference[0])  # nothing written by a refused run
     # Asking for more children extends the search.
-    assert make_search(tmp_path, small_digits, num=4).run()["children"] == 4
-
-
-def test_depth_schedule(tmp_path, small_digits):
-    search = make_search(
-        tmp_path, small_digits, num=6, m=2, start_depth=1, depth_increment=2, depth_increment_every=4, max_depth=3
-    )
-    search.run()
-    assert [r["depth"] for r in history(tmp_path)] == [1, 1, 1, 1, 3, 3]
-    assert [len(r["arch"]["layers"]) for r in history(tmp_path)] == [1, 1, 1, 1, 3, 3]
+    summary = make_search(model_dir, small_digits, num=8).run()
+    assert summary["children"] == 8
+    rows = history(model_dir)
+    assert [r["child"] for r in rows] == list(range(8)) and rows[:6] == history(reference[0])
 
 
 def test_random_search_runs_through_the_same_loop(tmp_path, small_digits):
-    space = NASCNNSpace(num_layers=2)
+    space = NASCNNSpace(num_layers=1)
     trainer = ImageChildTrainer(small_digits, FAST)
     search = MultiTrialSearch(
         space, RandomSearch(seed=1), InProcessEvaluator(trainer), SearchConfig(str(tmp_path), num_architectures=3, archs_per_step=2)
