@@ -1,11 +1,14 @@
-"""The LSTM controller and the search strategies (REINFORCE, random search)."""
+"""The LSTM controller, its options of the authors' code, and the searchers (REINFORCE, random search)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from nas_tf.controller import Controller, RandomSearch, Reinforce, controller_for
+from nas_tf.controller.policy import enas_micro_op_options, saturate_skip_scores
 from nas_tf.spaces import Anchor, Categorical, DecisionList, NASCNNSpace, Select, Skip
+from nas_tf.spaces.enas_macro import EnasMacroSpace
+from nas_tf.spaces.enas_micro import MICRO_OPS
 
 SPACE = NASCNNSpace(num_layers=4, predict_strides=True)
 MIXED = DecisionList(
@@ -68,20 +71,114 @@ def test_log_prob_is_exact_for_a_one_decision_list():
     np.testing.assert_allclose(freq, probs, atol=0.015)
 
 
-def test_skip_probability_is_the_anchor_attention():
+@pytest.mark.parametrize("form, factor", [("softmax", 2.0), ("sigmoid", 1.0)])
+def test_skip_probability_is_the_anchor_attention(form, factor):
     dl = DecisionList([Skip("l0", anchor=0, num_candidates=0), Skip("l1", anchor=1, num_candidates=1)])
-    c = controller_for(dl, seed=0, lstm_layers=1)
+    c = controller_for(dl, seed=0, lstm_layers=1, init_range=0.5, skip_form=form)
     lp_on, _ = c.log_prob(dl, np.array([[1]], np.int32))
     lp_off, _ = c.log_prob(dl, np.array([[0]], np.int32))
     np.testing.assert_allclose(np.exp(lp_on) + np.exp(lp_off), 1.0, atol=1e-6)
-    # Recompute sigmoid(v^T tanh(W_prev h_0 + W_curr h_1)) by hand.
+    # Recompute q = v^T tanh(W_prev h_0 + W_curr h_1) by hand (LSTM in NumPy, Keras' gate order i, f, c, o).
     cell = c.cells[0]
+    kernel, recurrent, bias = (w.numpy() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+
+    def lstm(x, h, cc):
+        i, f, g, o = np.split(x @ kernel + h @ recurrent + bias, 4, axis=-1)
+        cc = sig(f) * cc + sig(i) * np.tanh(g)
+        return sig(o) * np.tanh(cc), cc
+
     x = c.start_embedding.numpy()
-    state = [np.zeros((1, 35), np.float32)] * 2
-    h0, state = cell(x, state)
-    h1, _ = cell(c.start_embedding.numpy(), state)  # no candidates at layer 0: next input is the start
-    score = np.tanh(h0.numpy() @ c.w_prev.numpy() + h1.numpy() @ c.w_curr.numpy()) @ c.attention_v.numpy()
-    np.testing.assert_allclose(np.exp(lp_on.numpy()), 1 / (1 + np.exp(-score[0])), atol=1e-5)
+    h0, c0 = lstm(x, np.zeros((1, 35)), np.zeros((1, 35)))
+    h1, _ = lstm(x, h0, c0)  # no candidates at layer 0: the next input is the start embedding
+    q = (np.tanh(h0 @ c.w_prev.numpy() + h1 @ c.w_curr.numpy()) @ c.attention_v.numpy())[0, 0]
+    assert abs(q) > 0.05  # large enough to tell sigmoid(q) from sigmoid(2 q)
+    # softmax([-q, q])[1] = sigmoid(2 q) (the ENAS code); sigmoid(q) (the NAS paper).
+    np.testing.assert_allclose(np.exp(lp_on.numpy()[0]), sig(factor * q), rtol=1e-4)
+
+
+@pytest.mark.parametrize("form, bound", [("softmax", 3.0), ("sigmoid", 1.5)])
+def test_saturated_skip_rate_is_the_bound_of_the_skip_form(form, bound):
+    """With tanh constant C = 1.5 a saturated score gives P(skip) = sigmoid(2C) (authors) or sigmoid(C)."""
+    dl = EnasMacroSpace(num_layers=6).decisions  # 15 skip bits
+    skips = np.concatenate([np.arange(o, o + d.num_tokens) for d, o in zip(dl.decisions, dl.offsets)
+                            if isinstance(d, Skip) and d.num_tokens])
+    c = controller_for(dl, seed=0, lstm_units=16, lstm_layers=1, tanh_constant=1.5, skip_form=form)
+    for sign in (1, -1):
+        saturate_skip_scores(c, sign)
+        tokens, _, _ = c.sample(dl, 2000, seed=[sign + 2, 7])
+        rate = tokens.numpy()[:, skips].mean()
+        expected = 1 / (1 + np.exp(-sign * bound))  # 0.953 / 0.047 (softmax), 0.818 / 0.182 (sigmoid)
+        assert rate == pytest.approx(expected, abs=0.007), (sign, rate)  # 30,000 bits: 5 standard errors
+        # The log-probability of the skip bits is exact: every bit has the bound's probability.
+        ones = np.zeros((1, dl.num_tokens), np.int32)
+        zeros = ones.copy()
+        ones[:, skips] = 1
+        lp1, _ = c.log_prob(dl, ones)
+        lp0, _ = c.log_prob(dl, zeros)
+        np.testing.assert_allclose(float(lp1[0] - lp0[0]), len(skips) * sign * bound, rtol=1e-4)
+
+
+def test_enas_micro_op_logits_are_the_authors_formula():
+    """(C / 2.5) tanh(h W + b) + b_fixed, b initialised to 10 on the separable convs (melodyguan/enas)."""
+    ops = MICRO_OPS  # sep3, sep5, avg3, max3, identity
+    dl = DecisionList([Categorical("normal.blocks[0].ops[0]", "op", ops), Categorical("reduction.blocks[0].ops[0]", "op", ops)])
+    c = controller_for(dl, seed=0, lstm_layers=1, tanh_constant=1.1, **enas_micro_op_options(ops))
+    kernel, bias, _ = c.heads["op"]
+    np.testing.assert_array_equal(bias.numpy(), [10, 10, 0, 0, 0])
+    kernel.assign(np.zeros(kernel.shape, np.float32))  # logits independent of the LSTM state
+    tokens = np.array([[a, b] for a in range(5) for b in range(5)], np.int32)
+    lp, _ = c.log_prob(dl, tokens)
+    C = 1.1 / 2.5
+    normal = C * np.tanh(np.array([10, 10, 0, 0, 0.0])) + np.array([0.25, 0.25, -0.25, -0.25, -0.25])
+    reduction = C * np.tanh(np.array([10, 10, 0, 0, 0.0]))
+    log_softmax = lambda z: z - np.log(np.exp(z).sum())  # noqa: E731
+    expected = log_softmax(normal)[tokens[:, 0]] + log_softmax(reduction)[tokens[:, 1]]
+    np.testing.assert_allclose(lp.numpy(), expected, rtol=1e-5)
+    # At the start a normal-cell op is a separable conv with probability 0.63 (the authors' prior).
+    assert np.exp(log_softmax(normal))[:2].sum() == pytest.approx(0.630, abs=1e-3)
+
+
+def test_enas_lm_distance_prior_input_scaling_and_tied_logits():
+    """The enas_lm controller: logits - (l - j)^2 / 6, next input anchor_j / (0.1 + l - j), logits h E^T."""
+    dl = DecisionList(
+        [
+            Anchor("n0", anchor=0),
+            Anchor("n1", anchor=1),
+            Select("n2.input", num_candidates=2),
+            Categorical("n2.act", "act", ("tanh", "relu", "sigmoid", "identity")),
+        ]
+    )
+    T, C = 5.0, 2.25
+    c = controller_for(dl, seed=3, lstm_layers=1, lstm_units=8, init_range=0.5, temperature=T, tanh_constant=C,
+                       tied_heads=["act"], distance_prior=6.0, distance_scaled_input=True)
+    assert c.heads["act"][0] is None and not any("act_softmax" in v.name for v in c.weights)
+    cell = c.cells[0]
+    kernel, recurrent, bias = (w.numpy() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    log_softmax = lambda z: z - np.log(np.exp(z).sum())  # noqa: E731
+
+    def lstm(x, state):
+        h, cc = state
+        i, f, g, o = np.split(x @ kernel + h @ recurrent + bias, 4, axis=-1)
+        cc = sig(f) * cc + sig(i) * np.tanh(g)
+        return sig(o) * np.tanh(cc), (sig(o) * np.tanh(cc), cc)
+
+    start, emb = c.start_embedding.numpy(), c.heads["act"][2].numpy()
+    h0, s = lstm(start, (np.zeros((1, 8)), np.zeros((1, 8))))
+    h1, s = lstm(start, s)
+    h2, s = lstm(start, s)
+    q = np.tanh(np.concatenate([h0, h1]) @ c.w_prev.numpy() + h2 @ c.w_curr.numpy()) @ c.attention_v.numpy()
+    select = C * np.tanh(q[:, 0] / T) - np.array([2.0, 1.0]) ** 2 / 6.0  # candidates 2 and 1 nodes back
+    expected, tokens = [], []
+    for j, anchor in enumerate((h0, h1)):
+        h3, _ = lstm(anchor / (0.1 + 2 - j), s)
+        act = C * np.tanh((h3 @ emb.T)[0] / T)
+        for a in range(4):
+            tokens.append([j, a])
+            expected.append(log_softmax(select)[j] + log_softmax(act)[a])
+    lp, _ = c.log_prob(dl, np.array(tokens, np.int32))
+    np.testing.assert_allclose(lp.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_temperature_and_tanh_constant_flatten_the_policy():
@@ -102,6 +199,23 @@ def test_controller_rejects_unknown_types_and_bad_settings():
         Controller({"a": 0})
     with pytest.raises(ValueError, match="temperature"):
         Controller({"a": 2}, temperature=0.0)
+    with pytest.raises(ValueError, match="skip_form must be one of .* got 'bernoulli'"):
+        Controller({"a": 2}, skip_form="bernoulli")
+    with pytest.raises(ValueError, match=r"tanh_reduce: unknown decision types \['ops'\]"):
+        Controller({"op": 2}, tanh_constant=1.1, tanh_reduce={"ops": 2.5})
+    with pytest.raises(ValueError, match="tanh_reduce=.* divides tanh_constant, which is not set"):
+        Controller({"op": 2}, tanh_reduce={"op": 2.5})
+    with pytest.raises(ValueError, match=r"bias_init\['op'\] has 3 values but the head has 2 choices"):
+        Controller({"op": 2}, bias_init={"op": [10, 0, 0]})
+    with pytest.raises(ValueError, match=r"bias_init: tied heads \['op'\] have no logit bias"):
+        Controller({"op": 2}, bias_init={"op": [10, 0]}, tied_heads=["op"])
+    with pytest.raises(ValueError, match="distance_prior must be > 0 .* got 0"):
+        Controller({"a": 2}, distance_prior=0)
+    offsets = Controller({"op": 3, "act": 2}, logit_offsets={"n3.": [0.25, -0.25, -0.25]})
+    with pytest.raises(ValueError, match="logit_offsets\\['n3.'\\] has 3 values but decision 'n3.act' has 2 choices"):
+        offsets.sample(MIXED, 2, seed=[0, 0])
+    with pytest.raises(ValueError, match="baseline_mode must be one of .* got 'per_step'"):
+        Reinforce(controller_for(MIXED), baseline_mode="per_step")
 
 
 def toy_search(strategy, decisions, target, steps=60, m=10):
@@ -125,9 +239,9 @@ def test_reinforce_beats_random_search_on_a_known_optimum():
     assert rl[-100:].mean() > rnd[-100:].mean() + 0.25
 
 
-def test_reinforce_baseline_and_loss():
+def test_reinforce_per_batch_baseline_and_loss():
     decisions = NASCNNSpace(num_layers=2).decisions
-    s = Reinforce(controller_for(decisions, seed=0), baseline_decay=0.9, seed=0)
+    s = Reinforce(controller_for(decisions, seed=0), baseline_decay=0.9, seed=0, baseline_mode="per_batch")
     tokens = s.sample(decisions, 4)
     lp_before, _ = s.controller.log_prob(decisions, tokens)
     rewards = np.array([0.0, 0.0, 1.0, 0.0], np.float32)
@@ -142,6 +256,38 @@ def test_reinforce_baseline_and_loss():
     m2 = s.update(decisions, tokens, np.ones(4, np.float32))
     assert m2["baseline"] == pytest.approx(0.25)
     assert float(s.baseline) == pytest.approx(0.9 * 0.25 + 0.1 * 1.0)
+
+
+def _authors_baselines(rewards, decay, b, update):
+    """The ENAS code, one architecture per session step: b -= (1 - decay) (b - R), advantage R - b."""
+    used = []
+    for r in rewards:
+        new_b = b - (1 - decay) * (b - r)
+        used.append(new_b if update == "before" else b)
+        b = new_b
+    return np.array(used), b
+
+
+@pytest.mark.parametrize("update", ["before", "after"])
+def test_reinforce_per_arch_baseline_follows_the_authors_sequence(update):
+    decisions = MIXED
+    s = Reinforce(controller_for(decisions, seed=0, lstm_layers=1, lstm_units=8), baseline_decay=0.8, seed=0,
+                  baseline_update=update)
+    assert s.baseline_mode == "per_arch"  # the default
+    b = None
+    for rewards in ([0.1, 0.9, 0.8, 0.7], [0.9, 0.3, 0.6]):
+        rewards = np.array(rewards, np.float32)
+        tokens = s.sample(decisions, len(rewards))
+        lp, _ = s.controller.log_prob(decisions, tokens)
+        # The first architecture ever starts the average at its own reward (the authors start at 0).
+        used, b = _authors_baselines(rewards, 0.8, rewards[0] if b is None else b, update)
+        m = s.update(decisions, tokens, rewards)
+        np.testing.assert_allclose(m["loss"], -np.mean((rewards - used) * lp.numpy()), rtol=1e-5)
+        assert m["baseline"] == pytest.approx(used.mean(), rel=1e-6)
+        assert float(s.baseline) == pytest.approx(b, rel=1e-6)
+    # Per batch the same rewards move the average once per step, from the mean: another number.
+    per_batch = 0.8 * 0.625 + 0.2 * 0.6  # 0.62; per arch 0.506
+    assert abs(float(s.baseline) - per_batch) > 0.1
 
 
 def test_one_controller_serves_every_depth():

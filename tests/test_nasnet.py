@@ -1,4 +1,4 @@
-"""NASNet: the cell space, the cell ops, networks and their parameter counts, drop path, PPO."""
+"""NASNet: the cell space, the cell ops, networks and their parameter counts, drop path (PPO: test_ppo.py)."""
 
 import collections
 import json
@@ -13,8 +13,6 @@ import tensorflow as tf
 
 import nas_tf
 from conftest import REPO
-from nas_tf.controller import PPO, Reinforce, controller_for
-from nas_tf.controller.ppo import ppo_surrogate_loss
 from nas_tf.layers import (
     FactorizedReduction,
     ScheduledDropPath,
@@ -334,76 +332,3 @@ def test_drop_path_drops_whole_examples_and_keeps_the_mean():
     assert np.all(per_example.min(axis=1) == per_example.max(axis=1))  # whole examples
     assert abs(per_example.mean() - 1.0) < 0.06
     assert np.array_equal(layer(x, training=False), x)
-
-
-# -------------------------------------------------------------------- PPO
-
-
-SMALL = NASNetSpace(num_blocks=2)
-
-
-def _controller():
-    return controller_for(SMALL.decisions, lstm_units=16, lstm_layers=1, init_range=0.1, seed=7)
-
-
-def test_ppo_gradient_equals_reinforce_when_the_ratio_is_one():
-    controller = _controller()
-    tokens = SMALL.decisions.random_tokens(np.random.default_rng(1), 6)
-    advantage = tf.constant([0.3, -0.2, 0.5, -0.4, 0.1, -0.3])
-    variables = controller.trainable_variables
-    with tf.GradientTape(persistent=True) as tape:
-        log_prob, _ = controller.log_prob(SMALL.decisions, tokens)
-        ppo, clipped = ppo_surrogate_loss(log_prob, tf.stop_gradient(log_prob), advantage, 0.2)
-        reinforce = -tf.reduce_mean(advantage * log_prob)
-    assert float(clipped) == 0.0
-    for g_ppo, g_rf in zip(tape.gradient(ppo, variables), tape.gradient(reinforce, variables)):
-        if g_rf is None:
-            assert g_ppo is None
-            continue
-        np.testing.assert_allclose(tf.convert_to_tensor(g_ppo), tf.convert_to_tensor(g_rf), rtol=1e-5, atol=1e-7)
-
-
-def test_one_epoch_of_ppo_is_a_reinforce_step():
-    tokens = SMALL.decisions.random_tokens(np.random.default_rng(2), 5)
-    rewards = [0.2, 0.9, 0.4, 0.6, 0.1]
-    settings = dict(learning_rate=0.01, entropy_weight=1e-3, seed=0)
-    reinforce, ppo = Reinforce(_controller(), **settings), PPO(_controller(), epochs=1, **settings)
-    for a, b in zip(reinforce.controller.weights, ppo.controller.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    for _ in range(2):  # the second step uses the moving-average baseline
-        reinforce.update(SMALL.decisions, tokens, rewards)
-        ppo.update(SMALL.decisions, tokens, rewards)
-    for a, b in zip(reinforce.controller.weights, ppo.controller.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    assert float(reinforce.baseline.numpy()) == pytest.approx(float(ppo.baseline.numpy()))
-
-
-def test_ppo_clipping_stops_the_gradient_outside_the_trust_region():
-    log_prob = tf.Variable([0.5, -0.5, 0.05, 0.5])
-    old = tf.constant([0.0, 0.0, 0.0, 0.0])
-    advantage = tf.constant([1.0, -1.0, 1.0, -1.0])
-    with tf.GradientTape() as tape:
-        loss, clip_fraction = ppo_surrogate_loss(log_prob, old, advantage, 0.2)
-    grad = tape.gradient(loss, log_prob).numpy()
-    # ratio e^0.5 > 1.2 with A > 0 and e^-0.5 < 0.8 with A < 0: clipped, no gradient;
-    # e^0.05 inside the range: the REINFORCE-like gradient; e^0.5 with A < 0: not clipped (pessimistic bound).
-    assert grad[0] == 0.0 and grad[1] == 0.0
-    assert grad[2] == pytest.approx(-np.exp(0.05) / 4)
-    assert grad[3] == pytest.approx(np.exp(0.5) / 4)
-    assert float(clip_fraction) == 0.5
-
-
-def test_ppo_epochs_raise_the_probability_of_the_best_architecture():
-    tokens = SMALL.decisions.random_tokens(np.random.default_rng(3), 8)
-    rewards = np.linspace(0.1, 0.8, 8)
-    strategy = PPO(_controller(), epochs=5, learning_rate=0.02, seed=0)
-    before, _ = strategy.controller.log_prob(SMALL.decisions, tokens)
-    for _ in range(3):
-        metrics = strategy.update(SMALL.decisions, tokens, rewards)
-    after, _ = strategy.controller.log_prob(SMALL.decisions, tokens)
-    gain = (after - before).numpy()
-    assert gain[-1] > 0 > gain[0]
-    assert 0.0 <= metrics["clip_fraction"] <= 1.0 and np.isfinite(metrics["approx_kl"])
-    assert strategy.config()["algorithm"] == "ppo" and strategy.config()["epochs"] == 5
-    with pytest.raises(ValueError, match="clip_epsilon"):
-        PPO(_controller(), clip_epsilon=1.5)

@@ -5,11 +5,29 @@ parameters follow
 
     (1/m) sum_k sum_t grad log P(a_t | a_{1:t-1}) (R_k - b)
 
-where ``b`` is an exponential moving average of earlier rewards. The baseline
-used for a step is the average *before* that step's rewards are folded in
-(``b <- decay * b + (1 - decay) * mean(R)`` afterwards); on the very first step,
-when no earlier reward exists, ``b`` is the step's mean reward. An optional
-entropy bonus adds ``entropy_weight * mean entropy`` to the objective.
+where ``b`` is an exponential moving average of earlier rewards, "of the
+previous architectures" in the paper's words. How it moves (``baseline_mode``):
+
+* ``"per_arch"`` (default): once per architecture, in sampling order,
+  ``b_k = decay * b_{k-1} + (1 - decay) * R_k``, as the ENAS authors' code
+  does (it runs one architecture per session step and aggregates the
+  gradients of ``m`` of them). Architecture ``k`` of a step is compared with
+  ``b_{k-1}`` (``baseline_update="after"``: the average of the architectures
+  before it) or with ``b_k`` (``"before"``: its own reward folded in first,
+  the authors' code, which shrinks its advantage to ``decay * (R_k - b_{k-1})``).
+* ``"per_batch"``: once per step of ``m`` architectures, from their mean,
+  ``b <- decay * b + (1 - decay) * mean(R)``; every architecture of the step
+  is compared with the ``b`` of before the step (``"after"``) or after it
+  (``"before"``). Its time constant is ``m`` times longer in architectures.
+
+``per_arch`` makes ``baseline_decay`` mean the same thing whatever ``m`` is
+(and the same in a synchronous search of ``m`` per step as in an asynchronous
+one of one per update). On the very first step, when no earlier reward
+exists, the moving average starts at the first reward (``per_arch``) or at
+the step's mean reward (``per_batch``), not at the authors' 0
+(docs/fidelity.md). An optional entropy bonus adds
+``entropy_weight * entropy`` to the objective (``entropy_mode="loss"``) or to
+every reward (``"reward"``, ENAS).
 """
 
 from __future__ import annotations
@@ -23,6 +41,8 @@ import tensorflow as tf
 from nas_tf.controller.base import Searcher
 from nas_tf.controller.policy import Controller
 from nas_tf.spaces.decisions import DecisionList
+
+BASELINE_MODES = ("per_arch", "per_batch")
 
 
 class PolicyGradientSearcher(Searcher):
@@ -44,8 +64,13 @@ class PolicyGradientSearcher(Searcher):
             objective (its gradient acts directly); ``"reward"`` adds it to
             every reward (no gradient of its own, ENAS).
         baseline_update: ``"after"`` uses the moving average of the earlier
-            steps as the baseline (NAS); ``"before"`` folds the step's rewards
-            in first (the ENAS code).
+            architectures (or steps) as the baseline (NAS); ``"before"``
+            folds the architecture's (or step's) reward in first (the ENAS
+            code).
+        baseline_mode: ``"per_arch"`` moves the baseline once per
+            architecture, in sampling order (the ENAS code); ``"per_batch"``
+            once per step, from the step's mean reward. See the module
+            docstring.
         skip_target: target skip probability of the skip penalty.
         skip_weight: weight of the ENAS skip penalty (KL divergence between
             the skip probabilities and ``skip_target``; 0 disables it).
@@ -65,7 +90,10 @@ class PolicyGradientSearcher(Searcher):
         baseline_update: str = "after",
         skip_target: float = 0.4,
         skip_weight: float = 0.0,
+        baseline_mode: str = "per_arch",
     ):
+        if baseline_mode not in BASELINE_MODES:
+            raise ValueError(f"baseline_mode must be one of {list(BASELINE_MODES)}, got {baseline_mode!r}")
         if entropy_mode not in ("loss", "reward"):
             raise ValueError(f"entropy_mode must be 'loss' or 'reward', got {entropy_mode!r}")
         if baseline_update not in ("after", "before"):
@@ -76,6 +104,7 @@ class PolicyGradientSearcher(Searcher):
             raise ValueError(f"skip_weight must be >= 0, got {skip_weight}")
         self.entropy_mode = entropy_mode
         self.baseline_update = baseline_update
+        self.baseline_mode = baseline_mode
         self.skip_target = float(skip_target)
         self.skip_weight = float(skip_weight)
         if learning_rate <= 0:
@@ -105,21 +134,33 @@ class PolicyGradientSearcher(Searcher):
 
     def sample(self, decisions: DecisionList, num: int) -> np.ndarray:
         seed = self.generator.make_seeds(1)[:, 0]
-        tokens, _, _ = self.controller.sample(decisions, num, seed)
-        return tokens.numpy()
+        tokens, log_probs, _ = self.controller.sample(decisions, num, seed)
+        tokens = tokens.numpy()
+        self._sampled(decisions, tokens, log_probs.numpy())
+        return tokens
+
+    def _sampled(self, decisions: DecisionList, tokens: np.ndarray, log_probs: np.ndarray) -> None:
+        """Called with every sample and the log-probabilities it was drawn with (PPO keeps them)."""
 
     def entropy(self, decisions: DecisionList, tokens: np.ndarray) -> float:
         _, entropy = self.controller.log_prob(decisions, tokens)
         return float(tf.reduce_mean(entropy))
 
     def _baseline_for(self, rewards):
-        """The baseline of this step and the updated moving average."""
-        mean = tf.reduce_mean(rewards)
-        b = tf.where(self.baseline_ready, self.baseline, mean)
-        new_b = self.baseline_decay * b + (1.0 - self.baseline_decay) * mean
+        """The baseline of every architecture, ``[m]``, and the updated moving average."""
+        decay = self.baseline_decay
+        if self.baseline_mode == "per_batch":
+            mean = tf.reduce_mean(rewards)
+            b = tf.where(self.baseline_ready, self.baseline, mean)
+            new_b = decay * b + (1.0 - decay) * mean
+            used = new_b if self.baseline_update == "before" else b
+            return tf.fill(tf.shape(rewards), used), new_b
+        # per_arch: b_k = decay * b_{k-1} + (1 - decay) * R_k, in sampling order.
+        start = tf.where(self.baseline_ready, self.baseline, rewards[0])
+        after = tf.scan(lambda b, r: decay * b + (1.0 - decay) * r, rewards, initializer=start)  # b_1 .. b_m
         if self.baseline_update == "before":
-            return new_b, new_b
-        return b, new_b
+            return after, after[-1]
+        return tf.concat([start[None], after[:-1]], axis=0), after[-1]
 
     def _shaped_rewards(self, rewards, entropy):
         """Rewards with the entropy bonus added when ``entropy_mode == "reward"``."""
@@ -155,12 +196,14 @@ class PolicyGradientSearcher(Searcher):
             "baseline_update": self.baseline_update,
             "skip_target": self.skip_target,
             "skip_weight": self.skip_weight,
+            "baseline_mode": self.baseline_mode,
             "controller": {
                 "lstm_units": c.lstm_units,
                 "lstm_layers": c.lstm_layers,
                 "init_range": c.init_range,
                 "temperature": c.temperature,
                 "tanh_constant": c.tanh_constant,
+                **c.options(),
             },
         }
 
@@ -169,20 +212,39 @@ class PolicyGradientSearcher(Searcher):
         rewards = np.asarray(rewards, dtype=np.float32).reshape(-1)
         if tokens.shape != (rewards.shape[0], decisions.num_tokens):
             raise ValueError(f"tokens {tokens.shape} and rewards {rewards.shape} do not match the decision list")
+        if rewards.shape[0] == 0:
+            raise ValueError("update needs the rewards of at least one architecture, got none")
         fn = self._update_fns.get(decisions.signature())
         if fn is None:
             fn = tf.function(
-                lambda t, r: self._update(decisions, t, r),
+                lambda t, r, lp, stale: self._update(decisions, t, r, lp, stale),
                 input_signature=[
                     tf.TensorSpec((None, decisions.num_tokens), tf.int32),
                     tf.TensorSpec((None,), tf.float32),
+                    tf.TensorSpec((None,), tf.float32),
+                    tf.TensorSpec((None,), tf.bool),
                 ],
             )
             self._update_fns[decisions.signature()] = fn
-        metrics = fn(tf.constant(tokens), tf.constant(rewards))
-        return {k: float(v) for k, v in metrics.items()}
+        sampled_log_prob, stale, extra = self._sampling_log_probs(decisions, tokens)
+        metrics = fn(tf.constant(tokens), tf.constant(rewards), tf.constant(sampled_log_prob), tf.constant(stale))
+        self._updated()
+        return {**{k: float(v) for k, v in metrics.items()}, **extra}
 
-    def _update(self, decisions: DecisionList, tokens, rewards) -> dict:
+    def _sampling_log_probs(self, decisions: DecisionList, tokens: np.ndarray):
+        """``(log_probs [m], stale [m], metrics)``: the log-probabilities ``tokens`` were sampled with.
+
+        ``stale[k]`` says the policy has changed since row ``k`` was sampled
+        (then ``log_probs[k]`` is the one it was sampled with); rows that are
+        not stale are scored under the current policy. REINFORCE keeps none.
+        """
+        m = tokens.shape[0]
+        return np.zeros(m, np.float32), np.zeros(m, bool), {}
+
+    def _updated(self) -> None:
+        """Called after every update."""
+
+    def _update(self, decisions: DecisionList, tokens, rewards, sampled_log_prob, stale) -> dict:
         raise NotImplementedError
 
     def _apply(self, grads, variables) -> None:
@@ -210,7 +272,9 @@ class Reinforce(PolicyGradientSearcher):
 
     name = "reinforce"
 
-    def _update(self, decisions: DecisionList, tokens, rewards) -> dict:
+    def _update(self, decisions: DecisionList, tokens, rewards, sampled_log_prob, stale) -> dict:
+        # REINFORCE scores every architecture under the current policy (a stale one, from an
+        # asynchronous controller, makes the update off-policy by its staleness).
         variables = self.controller.trainable_variables
         stats: dict = {}
         with tf.GradientTape() as tape:
@@ -218,7 +282,7 @@ class Reinforce(PolicyGradientSearcher):
                 decisions, tf.shape(tokens)[0], tokens=tokens, stats=stats, skip_target=self.skip_target
             )
             shaped = self._shaped_rewards(rewards, entropy)
-            b, new_b = self._baseline_for(shaped)
+            b, new_b = self._baseline_for(tf.stop_gradient(shaped))
             loss = -tf.reduce_mean((shaped - b) * log_prob)
             if self.entropy_mode == "loss" and self.entropy_weight:
                 loss -= self.entropy_weight * tf.reduce_mean(entropy)
@@ -228,7 +292,7 @@ class Reinforce(PolicyGradientSearcher):
         self._commit_baseline(new_b)
         return {
             "loss": loss,
-            "baseline": b,
+            "baseline": tf.reduce_mean(b),
             "mean_reward": tf.reduce_mean(rewards),
             "entropy": tf.reduce_mean(entropy),
             "log_prob": tf.reduce_mean(log_prob),

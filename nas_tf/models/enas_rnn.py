@@ -27,6 +27,14 @@ authors' code). The node a node reads is picked by a switch over the earlier nod
 **No batch norm**, as the corrected code (the old code's BN on the node
 inputs and on the output made the search and the final cell differ).
 
+**Dropouts** (``enas_lm``'s names, PAPERS.md 3.6.2): ``embedding_dropout``
+(``drop_e``, whole words), ``input_dropout`` (``drop_i``, the embedded
+words), ``x_dropout`` (``drop_x``: the cell's own mask on ``x_t`` before node
+0, one mask per sequence), ``recurrent_dropout`` (``drop_l``: on ``h_{t-1}``
+and on every node's input), ``output_dropout`` (``drop_o``). ``input_dropout``
+and ``x_dropout`` act one after the other on the same ``x_t``, as in the
+authors' code (keep ``0.8 * 0.25`` with their search values).
+
 :meth:`EnasRnnSupernetLM.copy_to_child` copies the weights one arch selects
 into a :class:`~nas_tf.models.LanguageModel` of that arch built by
 :meth:`EnasRnnSupernetLM.build_child` (the :class:`~nas_tf.layers.EnasRnnCell`
@@ -231,6 +239,9 @@ class EnasRnnSupernetLM(LanguageModel):
         num_layers: stacked RNN layers (ENAS: 1).
         weights_per_activation: see :class:`EnasRnnSupernetCell`.
         activation_selection: see :class:`EnasRnnSupernetCell`.
+        x_dropout: variational dropout of every cell on its input ``x_t``
+            (``enas_lm``'s ``drop_x``, 0.75 in its search; the cell's
+            ``dropout``), in training only.
         **options: the other :class:`~nas_tf.models.LanguageModel` arguments
             (``tie_weights``, ``embedding_dropout``, ``input_dropout``,
             ``output_dropout``, ``recurrent_dropout``, ``init_scale``,
@@ -254,6 +265,7 @@ class EnasRnnSupernetLM(LanguageModel):
         num_layers: int = 1,
         weights_per_activation: bool = True,
         activation_selection: str = "switch",
+        x_dropout: float = 0.0,
         **options,
     ):
         if not isinstance(space, EnasRnnSpace):
@@ -262,6 +274,7 @@ class EnasRnnSupernetLM(LanguageModel):
         self.space = space
         self.weights_per_activation = bool(weights_per_activation)
         self.activation_selection = activation_selection
+        self.x_dropout = _rate("x_dropout", x_dropout)
         if "cell" in options:
             raise ValueError("EnasRnnSupernetLM: the cell is the supernet cell of `space`; do not pass `cell`")
         super().__init__(vocab_size, cell=None, units=units, num_layers=num_layers, **options)
@@ -275,6 +288,7 @@ class EnasRnnSupernetLM(LanguageModel):
             self.units,
             weights_per_activation=self.weights_per_activation,
             activation_selection=self.activation_selection,
+            dropout=self.x_dropout,
             recurrent_dropout=self.recurrent_dropout,
             seed=seed,
             name=f"cell_{index}",
@@ -340,6 +354,7 @@ class EnasRnnSupernetLM(LanguageModel):
             **config,
             "weights_per_activation": self.weights_per_activation,
             "activation_selection": self.activation_selection,
+            "x_dropout": self.x_dropout,
         }
 
     @classmethod
