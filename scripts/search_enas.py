@@ -57,14 +57,16 @@ from nas_tf.cli import flags as cli  # noqa: E402
 cli.define_run_flags("runs/enas_micro")
 cli.define_enas_space_flags()
 cli.define_one_shot_flags()
-cli.define_controller_flags(algorithms=("reinforce", "random"))
+cli.define_controller_flags(algorithms=("reinforce", "random"), skips=True)
 cli.define_enas_controller_flags()
 cli.define_shared_weights_flags()
 cli.define_retrain_flags()
 cli.define_data_flags()
 cli.define_lm_flags()
+cli.define_enas_lm_flags()
 cli.define_lm_reward_flags()
 cli.define_strategy_flags()
+cli.set_defaults(skip_form="softmax")  # the authors' two-way softmax (macro)
 configs.declare_defaults(configs.ENAS_DEFAULTS, "micro")
 cli.declare_main_flags(
     ["model_dir", "space", "num_epochs", "controller_steps", "controller_aggregate", "derive_samples", "op_selection",

@@ -39,7 +39,7 @@ from nas_tf.cli import flags as cli  # noqa: E402
 cli.define_run_flags("runs/nas_cnn")
 cli.SEARCH.enum("space", "nas_cnn", ["nas_cnn", "nas_rnn"], "Search space: CNNs on images, or recurrent cells on text.")
 cli.define_search_flags()
-cli.define_controller_flags()
+cli.define_controller_flags(skips=True)
 cli.define_nas_cnn_flags()
 cli.define_nas_rnn_flags()
 cli.define_child_flags()

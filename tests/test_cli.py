@@ -240,7 +240,7 @@ def test_every_preset_parses_and_resolves(preset, tmp_path):
             configs.apply_defaults(configs.ENAS_DEFAULTS, FLAGS.space)
             configs.refuse_inapplicable(configs.ENAS_APPLIES, FLAGS.space, FLAGS.space)
             space = configs.enas_space()
-            configs.searcher(space.decisions)
+            configs.searcher(space)
             configs.one_shot_config()
             (configs.lm_shared_training_config if FLAGS.space == "rnn" else configs.shared_training_config)()
         elif script == "search_nas.py":
@@ -248,12 +248,12 @@ def test_every_preset_parses_and_resolves(preset, tmp_path):
             configs.refuse_inapplicable(configs.NAS_APPLIES, FLAGS.space, FLAGS.space)
             rnn = FLAGS.space == "nas_rnn"
             space = configs.nas_rnn_space() if rnn else configs.nas_cnn_space()
-            configs.searcher(space.decisions)
+            configs.searcher(space)
             configs.lm_child_config() if rnn else configs.image_child_config()
             configs.search_config(start_depth=None if rnn else FLAGS.start_depth)
         elif script == "search_nasnet.py":
             space = configs.nasnet_space()
-            configs.searcher(space.decisions)
+            configs.searcher(space)
             configs.image_child_config(**configs.nasnet_builder_options())
         else:
             configs.apply_defaults(configs.FINAL_DEFAULTS, "image")

@@ -147,7 +147,8 @@ def test_skip_penalty_pulls_the_skip_rate_to_the_target():
 
 def test_entropy_in_reward_and_baseline_before():
     dl = EnasMacroSpace(num_layers=3).decisions
-    s = Reinforce(controller_for(dl, seed=0), seed=0, entropy_mode="reward", entropy_weight=0.5, baseline_update="before", baseline_decay=0.5)
+    s = Reinforce(controller_for(dl, seed=0), seed=0, entropy_mode="reward", entropy_weight=0.5, baseline_update="before",
+                  baseline_decay=0.5, baseline_mode="per_batch")
     t = s.sample(dl, 4)
     _, ent = s.controller.log_prob(dl, t)
     m = s.update(dl, t, np.ones(4, np.float32))

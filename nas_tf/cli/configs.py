@@ -128,19 +128,22 @@ NAS_APPLIES = applies_to({
     ("nas_cnn",): (
         "filter_heights", "filter_widths", "num_filters", "predict_strides", "strides", "skip_connections",
         "max_pool_after", "start_depth", "depth_increment", "depth_increment_every", "max_depth", "reward_exponent",
-        "download_data",
+        "download_data", "skip_form",
     ),
     ("nas_rnn",): ("rnn_base", "rnn_combinations", "rnn_activations", "reward_c") + _LM_FLAGS,
 })
 ENAS_APPLIES = applies_to({
-    ("macro",): ("enas_layers", "skip_target", "skip_weight"),
+    ("macro",): ("enas_layers", "skip_target", "skip_weight", "skip_form"),
     ("micro", "rnn"): ("enas_nodes",),
-    ("micro",): ("enas_cells", "final_cells", "final_filters", "final_drop_path_keep_prob", "final_aux_head"),
+    ("micro",): (
+        "enas_cells", "final_cells", "final_filters", "final_drop_path_keep_prob", "final_aux_head", "op_tanh_reduce",
+        "op_bias",
+    ),
     ("macro", "micro"): (
         "enas_filters", "op_selection", "shared_lr_min", "shared_lr_t0", "shared_lr_t_mul", "final_cutout",
         "download_data", "num_cpu_devices", "num_gpus",
     ),
-    ("rnn",): ("reward_c",) + _LM_FLAGS,
+    ("rnn",): ("reward_c", "lm_x_dropout", "distance_prior", "distance_scaled_input", "tie_activation_logits") + _LM_FLAGS,
 })
 FINAL_APPLIES = applies_to({
     ("image",): ("cutout", "train_on_validation", "dropout", "download_data"),
@@ -323,24 +326,39 @@ def load_data(task: str):
         raise FlagError(f"--dataset={FLAGS.dataset}: {e}") from None
 
 
-def searcher(decisions):
-    """The searcher of --algorithm: REINFORCE, PPO (where the script defines it) or random search."""
+def searcher(space):
+    """The searcher of --algorithm for ``space``: REINFORCE, PPO (where the script defines it) or random search."""
     from nas_tf.controller import PPO, RandomSearch, Reinforce, controller_for
+
+    from nas_tf.controller.policy import enas_micro_op_options
 
     if FLAGS.algorithm == "random":
         return RandomSearch(seed=FLAGS.seed)
+    extra: dict[str, Any] = {}
+    if "skip_form" in FLAGS:
+        extra["skip_form"] = FLAGS.skip_form
+    if "op_tanh_reduce" in FLAGS and space.name == "enas_micro" and (FLAGS.op_tanh_reduce != 1.0 or FLAGS.op_bias):
+        extra.update(enas_micro_op_options(space.ops, op_tanh_reduce=FLAGS.op_tanh_reduce, op_bias=FLAGS.op_bias))
+    if "distance_prior" in FLAGS:
+        extra.update(
+            distance_prior=FLAGS.distance_prior,
+            distance_scaled_input=FLAGS.distance_scaled_input,
+            tied_heads=["activation"] if FLAGS.tie_activation_logits else [],
+        )
     controller = controller_for(
-        decisions,
+        space.decisions,
         lstm_units=FLAGS.controller_units,
         lstm_layers=FLAGS.controller_layers,
         init_range=FLAGS.controller_init_range,
         temperature=FLAGS.temperature,
         tanh_constant=FLAGS.tanh_constant,
         seed=FLAGS.seed,
+        **extra,
     )
     options = dict(
         learning_rate=FLAGS.controller_lr,
         baseline_decay=FLAGS.baseline_decay,
+        baseline_mode=FLAGS.baseline_mode,
         entropy_weight=FLAGS.entropy_weight,
         seed=FLAGS.seed,
     )

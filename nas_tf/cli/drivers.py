@@ -159,7 +159,7 @@ def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
     from nas_tf.search import MultiTrialSearch
     from nas_tf.search.evaluators import WorkerStartError
 
-    searcher = configs.searcher(space.decisions)
+    searcher = configs.searcher(space)
     config = configs.search_config(start_depth=start_depth)
     evaluator, cluster = search_evaluator(spec)
     try:
@@ -233,7 +233,7 @@ def _enas_task(space, strategy):
         from nas_tf.tasks import LMSupernetTask
 
         corpus = configs.load_data("text")
-        supernet = EnasRnnSupernetLM(space, corpus.vocab_size, **configs.lm_model_options())
+        supernet = EnasRnnSupernetLM(space, corpus.vocab_size, x_dropout=FLAGS.lm_x_dropout, **configs.lm_model_options())
         return LMSupernetTask(supernet, corpus, configs.lm_shared_training_config()), corpus
     from nas_tf.tasks import ImageSupernetTask
 
@@ -285,7 +285,7 @@ def run_enas_search() -> dict:
     space = configs.enas_space()
     task, data = _enas_task(space, distribute)
     # The controller: a plain (non-distributed) model outside the strategy's scope, the same seed on every worker.
-    search = OneShotSearch(space, configs.searcher(space.decisions), task, configs.one_shot_config())
+    search = OneShotSearch(space, configs.searcher(space), task, configs.one_shot_config())
     try:
         summary = search.run()
     except FloatingPointError as e:

@@ -166,8 +166,10 @@ def define_one_shot_flags() -> None:
 # -------------------------------------------------------------- controller
 
 
-def define_controller_flags(default_algorithm: str = "reinforce", algorithms: Iterable[str] = ("reinforce", "random")) -> None:
-    """The searcher, the controller and its policy-gradient optimiser."""
+def define_controller_flags(
+    default_algorithm: str = "reinforce", algorithms: Iterable[str] = ("reinforce", "random"), skips: bool = False
+) -> None:
+    """The searcher, the controller and its policy-gradient optimiser (``skips``: the space has skip decisions)."""
     CONTROLLER.enum("algorithm", default_algorithm, algorithms, "Search algorithm (the searcher).")
     CONTROLLER.float("controller_lr", 6e-4, "Controller Adam learning rate.", lower_bound=0.0)
     CONTROLLER.integer("controller_units", 35, "LSTM units per controller layer.", lower_bound=1)
@@ -179,6 +181,17 @@ def define_controller_flags(default_algorithm: str = "reinforce", algorithms: It
     CONTROLLER.float("entropy_weight", 0.0, "Weight of the entropy bonus (0: off).", lower_bound=0.0)
     CONTROLLER.float("temperature", None, "Divide controller logits by this (unset: off).", lower_bound=1e-6)
     CONTROLLER.float("tanh_constant", None, "Squash controller logits to C*tanh(logits) (unset: off).", lower_bound=1e-6)
+    CONTROLLER.enum(
+        "baseline_mode", "per_arch", ["per_arch", "per_batch"],
+        "Move the reward baseline once per architecture in sampling order (the papers, the ENAS code) or once per "
+        "step from the step's mean reward.",
+    )
+    if skips:
+        CONTROLLER.enum(
+            "skip_form", "sigmoid", ["sigmoid", "softmax"],
+            "P(skip) from the attention score q': sigmoid = sigmoid(q'), the NAS paper; softmax = sigmoid(2q'), the "
+            "ENAS authors' two-way softmax over [-q', q'].",
+        )
 
 
 def define_enas_controller_flags() -> None:
@@ -196,6 +209,24 @@ def define_enas_controller_flags() -> None:
         lower_bound=1e-6, upper_bound=0.999999,
     )
     CONTROLLER.float("skip_weight", 0.8, "Macro: weight of the skip KL penalty (0: off).", lower_bound=0.0)
+    CONTROLLER.float(
+        "op_tanh_reduce", 1.0, "Micro: the op logits squash with tanh_constant / this (the authors' code: 2.5).",
+        lower_bound=1e-6,
+    )
+    CONTROLLER.bool(
+        "op_bias", False,
+        "Micro: the op logits' learned bias starts at 10 on the separable convs, with a fixed +-0.25 on the normal "
+        "cell (the authors' code).",
+    )
+    CONTROLLER.float(
+        "distance_prior", None,
+        "Rnn: subtract d^2 / this from the logit of the input node d steps back (enas_lm: 6; unset: off).",
+        lower_bound=1e-6,
+    )
+    CONTROLLER.bool("distance_scaled_input", False, "Rnn: feed the chosen input node divided by 0.1 + d (enas_lm).")
+    CONTROLLER.bool(
+        "tie_activation_logits", False, "Rnn: activation logits h E^T tied to the activation embedding (enas_lm)."
+    )
 
 
 def define_ppo_flags() -> None:
@@ -405,6 +436,14 @@ def define_lm_flags() -> None:
     LM.float("lm_recurrent_dropout", 0.0, "Variational dropout on the recurrent connections.", lower_bound=0.0, upper_bound=0.99)
     LM.float("lm_clip_norm", 0.25, "Clip the gradients to this global norm.", lower_bound=1e-9)
     LM.integer("lm_eval_batch_size", 10, "Rows read in parallel for validation and test.", lower_bound=1)
+
+
+def define_enas_lm_flags() -> None:
+    """The options of the ENAS recurrent supernet's language model."""
+    LM.float(
+        "lm_x_dropout", 0.0, "ENAS rnn supernet: dropout on x_t inside the cell, one mask per sequence (enas_lm drop_x).",
+        lower_bound=0.0, upper_bound=0.99,
+    )
 
 
 # -------------------------------------------------------------- execution

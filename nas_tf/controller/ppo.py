@@ -228,7 +228,3 @@ class PPO(PolicyGradientSearcher):
             "skips": tf.reduce_mean(stats["num_skips"]),
         }
 
-
-def options_from_flags(flags_values) -> dict[str, Any]:
-    """PPO's own settings from the ``define_ppo_flags`` flags (``--ppo_clip``, ``--ppo_epochs``)."""
-    return {"clip_epsilon": flags_values.ppo_clip, "epochs": flags_values.ppo_epochs}

@@ -274,7 +274,7 @@ class EnasRnnSupernetLM(LanguageModel):
         self.space = space
         self.weights_per_activation = bool(weights_per_activation)
         self.activation_selection = activation_selection
-        self.x_dropout = _rate("x_dropout", x_dropout)
+        self.x_dropout = rate("x_dropout", x_dropout)
         if "cell" in options:
             raise ValueError("EnasRnnSupernetLM: the cell is the supernet cell of `space`; do not pass `cell`")
         super().__init__(vocab_size, cell=None, units=units, num_layers=num_layers, **options)
