@@ -13,6 +13,22 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 
+def pytest_configure(config):
+    """Splits the CPU into 2 logical devices before TensorFlow runs any op.
+
+    Then the data-parallel tests (``--strategy=mirrored --num_cpu_devices=2``,
+    ``make_strategy("mirrored", num_cpu_devices=2)``) run in this process,
+    without a new interpreter each; everything else still runs on ``/cpu:0``
+    (a one-device strategy, or none, never spreads over the logical devices).
+    """
+    from nas_tf.distribute import configure_cpu_devices
+
+    configure_cpu_devices(LOGICAL_CPUS)
+
+
+LOGICAL_CPUS = 2
+
+
 @pytest.fixture(scope="session")
 def digits():
     from nas_tf.data import load_digits

@@ -1,13 +1,10 @@
 """tf.distribute: strategies from flags, data-parallel training equal to one device, synchronised batch norm."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, run_script
+from conftest import run_main
 
 ARCH = {
     "space": "nas_cnn",
@@ -18,21 +15,23 @@ ARCH = {
 }
 
 
-def _summary(out):
-    return json.loads(out.stdout[out.stdout.index("{") :])
+def _summary(stdout):
+    return json.loads(stdout[stdout.index("{") :])
 
 
 def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(ARCH))
     common = [f"--arch={arch}", "--epochs=2", "--lr=0.05", "--noexport"]
-    one = run_script("train_final.py", *common, f"--model_dir={tmp_path / 'one'}", "--strategy=one_device", "--batch_size=64")
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = run_script(
+    code, one, err = run_main(
+        "train_final.py", *common, f"--model_dir={tmp_path / 'one'}", "--strategy=one_device", "--batch_size=64"
+    )
+    assert code == 0, err[-3000:]
+    code, two, err = run_main(
         "train_final.py", *common, f"--model_dir={tmp_path / 'two'}", "--strategy=mirrored", "--num_cpu_devices=2",
         "--batch_size=32",  # per replica: the same global batch of 64
     )
-    assert two.returncode == 0, two.stderr[-3000:]
+    assert code == 0, err[-3000:]
     assert _summary(one)["replicas"] == 1 and _summary(two)["replicas"] == 2
     losses = []
     for run in ("one", "two"):
@@ -43,39 +42,31 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
     assert losses[0][1] < losses[0][0]
 
 
-BN_CHECK = r"""
-import json, sys
-from nas_tf.distribute import make_strategy
-strategy = make_strategy("mirrored", num_cpu_devices=2)
-import keras, numpy as np, tensorflow as tf
-from nas_tf.data import load_digits
-from nas_tf.tasks.image.train import train_classifier
-from nas_tf.training import make_sgd
-with strategy.scope():
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
-    model = keras.Model(inputs, keras.layers.Dense(10)(x))
-    opt = make_sgd(0.05, 0.9, True)
-train_classifier(model, load_digits(), epochs=1, batch_size=16, optimizer=opt, steps_per_epoch=5, eval_split=None,
-                 strategy=strategy)
-bn = model.get_layer("bn")
-means = [np.asarray(v) for v in strategy.experimental_local_results(bn.moving_mean.value)]
-print(json.dumps({"synchronized": bool(bn.synchronized), "replicas": len(means),
-                  "diff": float(np.abs(means[0] - means[1]).max()), "moved": float(np.abs(means[0]).max())}))
-"""
-
-
 def test_batch_norm_statistics_agree_on_both_replicas():
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run([sys.executable, "-c", BN_CHECK], capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["synchronized"] and result["replicas"] == 2
-    assert result["moved"] > 1e-3  # the statistics were updated...
-    assert result["diff"] < 1e-6  # ...identically on both replicas (per-replica batches differ)
+    import keras
+    import numpy as np
+
+    from nas_tf.data import load_digits
+    from nas_tf.distribute import make_strategy
+    from nas_tf.tasks.image.train import train_classifier
+    from nas_tf.training import make_sgd
+
+    strategy = make_strategy("mirrored", num_cpu_devices=2)  # the session's 2 logical CPU devices
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+        model = keras.Model(inputs, keras.layers.Dense(10)(x))
+        opt = make_sgd(0.05, 0.9, True)
+    train_classifier(model, load_digits(), epochs=1, batch_size=16, optimizer=opt, steps_per_epoch=5, eval_split=None,
+                     strategy=strategy)
+    bn = model.get_layer("bn")
+    means = [np.asarray(v) for v in strategy.experimental_local_results(bn.moving_mean.value)]
+    assert bn.synchronized and len(means) == 2
+    assert float(np.abs(means[0]).max()) > 1e-3  # the statistics were updated...
+    assert float(np.abs(means[0] - means[1]).max()) < 1e-6  # ...identically on both replicas (per-replica batches differ)
 
 
 def test_strategy_errors_name_the_problem(tmp_path, monkeypatch):

@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO, run_cluster, run_script, start_cluster
+from conftest import run_cluster, run_script, start_cluster
 from nas_tf.utils import read_jsonl
 
 # A small macro search: 2 layers, 4 filters, 3 shared steps of 2 x 16 examples per epoch.
@@ -32,55 +30,48 @@ def _summary(stdout):
     return json.loads(stdout[stdout.index("{") :])
 
 
-STEP_CHECK = r"""
-import contextlib, json
-from nas_tf.distribute import make_strategy
-mirrored = make_strategy("mirrored", num_cpu_devices=2)
-import keras, numpy as np, tensorflow as tf
-from nas_tf.data import load_digits
-from nas_tf.models.enas_macro import EnasMacroSupernet
-from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
-from nas_tf.spaces.enas_macro import EnasMacroSpace
-
-space = EnasMacroSpace(num_layers=3)
-data = load_digits()
-
-def make_task(strategy, batch_size):
-    keras.utils.set_random_seed(0)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        net = EnasMacroSupernet(space, 10, filters=8, op_selection="all", weight_decay=1e-3)
-    # A clip of 0.1 is active on every step: it must see the global gradient.
-    return ImageSupernetTask(net, data, SharedTrainingConfig(batch_size=batch_size, grad_clip=0.1), strategy=strategy)
-
-one, two = make_task(None, 32), make_task(mirrored, 16)
-batches = [(x.numpy(), y.numpy()) for x, y in data.batches("train", 32, training=True, seed=1).take(3)]
-archs = space.decisions.random_tokens(np.random.default_rng(0), 3)
-losses = [[], []]
-for (x, y), arch in zip(batches, archs):
-    losses[0].append(one.shared_step(x, y, arch)[0])
-    losses[1].append(two.shared_step(x, y, arch)[0])
-weight_diff = max(float(np.abs(a.numpy() - b.numpy()).max())
-                  for a, b in zip(one.supernet.trainable_variables, two.supernet.trainable_variables))
-replica_diff = max(float(np.abs(np.asarray(r[0]) - np.asarray(r[1])).max())
-                   for r in (mirrored.experimental_local_results(v.value) for v in two.supernet.trainable_variables))
-synced = sum(1 for l in two.supernet._flatten_layers() if isinstance(l, keras.layers.BatchNormalization) and l.synchronized)
-print(json.dumps({"losses": losses, "weight_diff": weight_diff, "replica_diff": replica_diff, "replicas": two.replicas,
-                  "global_batch": two.global_batch_size, "synced": synced}))
-"""
-
-
 def test_shared_step_on_two_replicas_matches_one_device():
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run([sys.executable, "-c", STEP_CHECK], capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["replicas"] == 2 and result["global_batch"] == 32 and result["synced"] > 0
-    one, two = result["losses"]
-    # 2 replicas x 16 == 1 device x 32 for the same arch and seed, step after step (clipped, weight decay):
-    # the same numbers up to float summation order (measured ~1e-7).
-    assert two == pytest.approx(one, abs=1e-4)
-    assert result["weight_diff"] < 1e-4
-    assert result["replica_diff"] == 0.0  # the replicas hold identical shared weights
+    """2 replicas x 16 == 1 device x 32 for the same arch and seed, step after step (clipped, weight decay)."""
+    import contextlib
+
+    import keras
+    import numpy as np
+
+    from nas_tf.data import load_digits
+    from nas_tf.distribute import make_strategy
+    from nas_tf.models.enas_macro import EnasMacroSupernet
+    from nas_tf.spaces.enas_macro import EnasMacroSpace
+    from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
+    from nas_tf.utils.keras_private import sublayers
+
+    mirrored = make_strategy("mirrored", num_cpu_devices=2)  # the session's 2 logical CPU devices
+    space = EnasMacroSpace(num_layers=3)
+    data = load_digits()
+
+    def make_task(strategy, batch_size):
+        keras.utils.set_random_seed(0)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            net = EnasMacroSupernet(space, 10, filters=8, op_selection="all", weight_decay=1e-3)
+        # A clip of 0.1 is active on every step: it must see the global gradient.
+        return ImageSupernetTask(net, data, SharedTrainingConfig(batch_size=batch_size, grad_clip=0.1), strategy=strategy)
+
+    one, two = make_task(None, 32), make_task(mirrored, 16)
+    assert two.replicas == 2 and two.global_batch_size == 32
+    assert any(isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized for layer in sublayers(two.supernet))
+    batches = [(x.numpy(), y.numpy()) for x, y in data.batches("train", 32, training=True, seed=1).take(3)]
+    archs = space.decisions.random_tokens(np.random.default_rng(0), 3)
+    losses = [[], []]
+    for (x, y), arch in zip(batches, archs):
+        losses[0].append(one.shared_step(x, y, arch)[0])
+        losses[1].append(two.shared_step(x, y, arch)[0])
+    # The same numbers up to float summation order (measured ~1e-7).
+    assert losses[1] == pytest.approx(losses[0], abs=1e-4)
+    weight_diff = max(float(np.abs(a.numpy() - b.numpy()).max())
+                      for a, b in zip(one.supernet.trainable_variables, two.supernet.trainable_variables))
+    assert weight_diff < 1e-4
+    replica_diff = max(float(np.abs(np.asarray(r[0]) - np.asarray(r[1])).max())
+                       for r in (mirrored.experimental_local_results(v.value) for v in two.supernet.trainable_variables))
+    assert replica_diff == 0.0  # the replicas hold identical shared weights
 
 
 @pytest.mark.slow  # the library-level step test covers mirrored; keeps the default run short
@@ -104,55 +95,14 @@ def _multi_worker_args(model_dir, *extra):
     return [f"--model_dir={model_dir}", *SMALL, "--strategy=multi_worker", *extra]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """One uninterrupted 2-worker search (the reference of the resume test)."""
-    root = tmp_path_factory.mktemp("multi_worker")
+def test_multi_worker_search_killed_and_resumed_runs_to_the_end_and_only_the_chief_writes(tmp_path):
+    """2 workers killed in the controller phase of epoch 1; the same command on both finishes the search."""
+    root = tmp_path
     tmp = root / "tmp"  # the workers' temporary directories (the non-chief's checkpoint saves)
     tmp.mkdir()
-    # With the retrain and its export after the search (under the same strategy).
-    args = _multi_worker_args(root / "run", "--final_epochs=1")
-    outs = run_cluster("search_enas.py", *args, env={"TMPDIR": str(tmp)}, timeout=600)
-    return root, outs
-
-
-def test_multi_worker_search_runs_to_the_end_and_only_the_chief_writes(uninterrupted):
-    root, outs = uninterrupted
-    for rc, _, stderr in outs:
-        assert rc == 0, stderr[-3000:]
-    chief, other = (_summary(stdout)["search"] for _, stdout, _ in outs)
-    assert chief["worker"] == {"index": 0, "count": 2, "is_chief": True}
-    assert other["worker"] == {"index": 1, "count": 2, "is_chief": False}
-    assert chief["replicas"] == other["replicas"] == 2
-    # Both workers report the same search: the same best arch and reward, identical scores.
-    for key in ("best_reward", "controller_updates", "epochs", "best_arch"):
-        assert chief[key] == other[key], key
-    assert chief["workers_agree"] and other["workers_agree"]
-    # Both workers retrained the winner together and report the same test accuracy.
-    finals = [_summary(stdout)["final"] for _, stdout, _ in outs]
-    assert finals[0]["test_accuracy"] == finals[1]["test_accuracy"]
-    run = root / "run"
-    # Only the chief wrote: every row once, one TensorBoard event file, no worker's temporary checkpoint left.
-    rows = read_jsonl(run / "history.jsonl")
-    assert len(rows) == ROWS and len({(r["update"], r["sample"]) for r in rows}) == ROWS
-    assert [e["epoch"] for e in read_jsonl(run / "epochs.jsonl")] == [0, 1]
-    assert len(read_jsonl(run / "derived.jsonl")) == 3
-    assert len(os.listdir(run / "tensorboard")) == 1
-    for name in ("best_arch.json", "best.json", "summary.json", "search_config.json", "flags.json"):
-        assert (run / name).exists(), name
-    assert not os.listdir(root / "tmp")
-    assert sorted(os.listdir(run)) == sorted(
-        ["best.json", "best_arch.json", "checkpoints", "derived.jsonl", "epochs.jsonl", "final", "flags.json",
-         "history.jsonl", "search_config.json", "summary.json", "tensorboard"]
-    )
-    for name in ("metrics.json", "model.keras", "saved_model", "checkpoints"):  # the chief's export
-        assert (run / "final" / name).exists(), name
-
-
-def test_multi_worker_search_resumes_after_both_workers_are_killed(uninterrupted, tmp_path):
-    model_dir = tmp_path / "run"
-    args = _multi_worker_args(model_dir, "--final_epochs=0")
-    procs = start_cluster("search_enas.py", *args)
+    model_dir = root / "run"
+    env = {"TMPDIR": str(tmp)}
+    procs = start_cluster("search_enas.py", *_multi_worker_args(model_dir, "--final_epochs=0"), env=env)
     try:
         # Kill both once the controller phase of epoch 1 has begun (a checkpoint exists, history rows follow it).
         deadline = time.time() + 300
@@ -167,14 +117,37 @@ def test_multi_worker_search_resumes_after_both_workers_are_killed(uninterrupted
             p.communicate()
     assert (model_dir / "checkpoints" / "checkpoint").exists()
     assert len(read_jsonl(model_dir / "history.jsonl", repair=False)) < ROWS
-    # The same command on both workers finishes the search.
-    for rc, _, stderr in run_cluster("search_enas.py", *args, timeout=600):
+    # The same command on both workers finishes the search, then retrains and exports the winner
+    # under the same strategy (--final_epochs may change on resume: it is not a search setting).
+    outs = run_cluster("search_enas.py", *_multi_worker_args(model_dir, "--final_epochs=1"), env=env, timeout=600)
+    for rc, _, stderr in outs:
         assert rc == 0, stderr[-3000:]
+        assert "resumed" in stderr
+    chief, other = (_summary(stdout)["search"] for _, stdout, _ in outs)
+    assert chief["worker"] == {"index": 0, "count": 2, "is_chief": True}
+    assert other["worker"] == {"index": 1, "count": 2, "is_chief": False}
+    assert chief["replicas"] == other["replicas"] == 2
+    # Both workers report the same search: the same best arch and reward, identical scores.
+    for key in ("best_reward", "controller_updates", "epochs", "best_arch"):
+        assert chief[key] == other[key], key
+    assert chief["workers_agree"] and other["workers_agree"] and chief["controller_updates"] == 4
+    # Both workers retrained the winner together and report the same test accuracy.
+    finals = [_summary(stdout)["final"] for _, stdout, _ in outs]
+    assert finals[0]["test_accuracy"] == finals[1]["test_accuracy"]
+    # Only the chief wrote: every row once, in order, over both runs; one TensorBoard event file per run;
+    # no worker's temporary checkpoint left.
     rows = read_jsonl(model_dir / "history.jsonl")
-    reference = read_jsonl(uninterrupted[0] / "run" / "history.jsonl")
     keys = [(r["update"], r["sample"]) for r in rows]
-    assert len(rows) == len(reference) == ROWS and len(set(keys)) == ROWS
-    assert keys == [(r["update"], r["sample"]) for r in reference]
+    assert keys == [(u, s) for u in range(4) for s in range(2)] and len(rows) == ROWS
     assert [e["epoch"] for e in read_jsonl(model_dir / "epochs.jsonl")] == [0, 1]
+    assert len(read_jsonl(model_dir / "derived.jsonl")) == 3
+    assert len(os.listdir(model_dir / "tensorboard")) == 2
+    assert not os.listdir(tmp)
+    assert sorted(os.listdir(model_dir)) == sorted(
+        ["best.json", "best_arch.json", "checkpoints", "derived.jsonl", "epochs.jsonl", "final", "flags.json",
+         "history.jsonl", "search_config.json", "summary.json", "tensorboard"]
+    )
     with open(model_dir / "summary.json") as f:
         assert json.load(f)["controller_updates"] == 4
+    for name in ("metrics.json", "model.keras", "saved_model", "checkpoints"):  # the chief's export
+        assert (model_dir / "final" / name).exists(), name

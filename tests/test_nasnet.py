@@ -253,6 +253,25 @@ def test_nasnet_a_mobile_has_the_parameters_of_keras_applications():
     assert no_top.output_shape == (None, 1056) and no_top.count_params() == 5_326_716 - 1057 * 1000
 
 
+@pytest.mark.parametrize("penultimate, cells, stem, skip", [(96, 1, 8, False), (192, 2, 16, True)])
+def test_small_nasnets_have_the_weights_of_keras_nasnet_builder(penultimate, cells, stem, skip):
+    """The ImageNet skeleton at small sizes against the builder behind keras.applications.NASNetMobile/Large.
+
+    (``keras.applications`` exports only the two fixed sizes; the builder that
+    takes the sizes as arguments is ``keras.src.applications.nasnet.NASNet``.)
+    """
+    from keras.src.applications.nasnet import NASNet
+
+    theirs = NASNet(input_shape=(64, 64, 3), penultimate_filters=penultimate, num_blocks=cells, stem_block_filters=stem,
+                    skip_reduction=skip, weights=None, classes=10)
+    ours = build_nasnet(nas_tf.load_arch("nasnet_a"), (64, 64, 3), 10, num_cells=cells, penultimate_filters=penultimate,
+                        skeleton="imagenet", stem_filters=stem, skip_reduction=skip, batch_norm_momentum=0.9997,
+                        batch_norm_epsilon=1e-3, dropout=0.5)
+    assert ours.count_params() == theirs.count_params()
+    _same_structure(ours, theirs)
+
+
+@pytest.mark.slow  # an 89M-parameter build on each side (the small configurations above run by default)
 def test_nasnet_a_large_has_the_parameters_of_keras_applications():
     ours = nasnet_a_large()  # with drop path (keep 0.7): no parameters added
     theirs = keras.applications.NASNetLarge(weights=None)

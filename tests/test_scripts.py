@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, run_script
+from conftest import REPO, run_main, run_script
 from nas_tf.utils import read_jsonl
 
 TINY = ["--num_architectures=4", "--archs_per_step=2", "--child_epochs=1", "--child_steps_per_epoch=6", "--start_depth=2"]
@@ -30,10 +30,10 @@ def test_search_nas_end_to_end_and_resume(tmp_path):
 
     assert nas_tf.load_arch(os.path.join(model_dir, "best_arch.json")).space == "nas_cnn"
     # The same command again: nothing to do; a larger budget continues.
-    again = run_script("search_nas.py", f"--model_dir={model_dir}", *TINY)
-    assert again.returncode == 0 and len(read_jsonl(os.path.join(model_dir, "history.jsonl"))) == 4
-    more = run_script("search_nas.py", f"--model_dir={model_dir}", *TINY[1:], "--num_architectures=6")
-    assert more.returncode == 0, more.stderr[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={model_dir}", *TINY)
+    assert code == 0 and len(read_jsonl(os.path.join(model_dir, "history.jsonl"))) == 4, err[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={model_dir}", *TINY[1:], "--num_architectures=6")
+    assert code == 0, err[-3000:]
     rows = read_jsonl(os.path.join(model_dir, "history.jsonl"))
     assert [r["child"] for r in rows] == list(range(6))
 
@@ -52,8 +52,8 @@ def test_search_nas_survives_kill_9(tmp_path):
     proc.wait()
     killed_at = len(read_jsonl(history, repair=False))
     assert 2 <= killed_at < 6
-    out = run_script("search_nas.py", *args)
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, err = run_main("search_nas.py", *args)
+    assert code == 0, err[-3000:]
     rows = read_jsonl(history)
     assert sorted(r["child"] for r in rows) == list(range(6))
 
@@ -81,9 +81,9 @@ def test_train_final_trains_resumes_and_exports(tmp_path):
     assert metrics["epochs_done"] == 2 and len(metrics["history"]["val_accuracy"]) == 2
     assert "epoch 2/2" in out.stderr
     # Resume: asking for more epochs continues from the checkpoint of epoch 2.
-    more = run_script("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64", "--noexport")
-    assert more.returncode == 0, more.stderr[-3000:]
-    assert "resumed" in more.stderr and "epoch 3/3" in more.stderr and "epoch 1/3" not in more.stderr
+    code, _, err = run_main("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64", "--noexport")
+    assert code == 0, err[-3000:]
+    assert "resumed" in err and "epoch 3/3" in err and "epoch 1/3" not in err
     # The SavedModel serves in a fresh process that never imports nas_tf.
     code = (
         "import sys, numpy as np, tensorflow as tf\n"
@@ -95,3 +95,13 @@ def test_train_final_trains_resumes_and_exports(tmp_path):
     served = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""))
     assert served.returncode == 0, served.stderr[-2000:]
     assert "(2, 10)" in served.stdout
+
+
+def test_train_final_trains_an_enas_macro_arch(tmp_path):
+    """Every space the searches write trains with train_final.py (the named ENAS macro arch here)."""
+    code, out, err = run_main("train_final.py", "--arch=enas_macro", f"--model_dir={tmp_path}", "--epochs=1",
+                              "--batch_size=256", "--noexport")
+    assert code == 0, err[-3000:]
+    summary = json.loads(out[out.index("{") :])
+    assert summary["test_accuracy"] > 0.0 and summary["params"] > 100_000
+    assert json.load(open(tmp_path / "arch.json"))["space"] == "enas_macro"

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import nas_tf
-from conftest import REPO, run_script
+from conftest import run_main, run_script
 from nas_tf.utils import read_jsonl
 
 # Tiny children: 1 normal cell per stage, 4 filters, 2 blocks per cell, 4 steps.
@@ -22,8 +22,8 @@ TINY = [
 ]
 
 
-def _summary(out):
-    return json.loads(out.stdout[out.stdout.index("{") :])
+def _summary(stdout):
+    return json.loads(stdout[stdout.index("{") :])
 
 
 def test_search_nasnet_end_to_end(tmp_path):
@@ -31,7 +31,7 @@ def test_search_nasnet_end_to_end(tmp_path):
     # Children over 16,000 parameters fail (two of these four, about 9k to 21k parameters).
     out = run_script("search_nasnet.py", f"--model_dir={model_dir}", "--num_architectures=4", "--max_child_params=16000", *TINY)
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = _summary(out)
+    summary = _summary(out.stdout)
     assert summary["children"] == 4 and summary["steps"] == 2
     assert "child 1/4" in out.stderr and "step 2 done" in out.stderr
     for name in ("history.jsonl", "best_arch.json", "best.json", "flags.json", "search_config.json", "checkpoints", "tensorboard"):
@@ -68,15 +68,15 @@ def test_search_nasnet_end_to_end(tmp_path):
 def test_search_nasnet_with_ppo_resumes_and_extends(tmp_path):
     model_dir = str(tmp_path / "run")
     args = [f"--model_dir={model_dir}", "--algorithm=ppo", "--ppo_epochs=3", *TINY, "--op_set=reduced"]
-    out = run_script("search_nasnet.py", *args, "--num_architectures=2")
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, err = run_main("search_nasnet.py", *args, "--num_architectures=2")
+    assert code == 0, err[-3000:]
     with open(os.path.join(model_dir, "search_config.json")) as f:
         searcher = json.load(f)["searcher"]
     assert searcher["algorithm"] == "ppo" and searcher["epochs"] == 3 and searcher["clip_epsilon"] == 0.2
     # A larger budget continues from the checkpoint (controller, optimizer, baseline, RNG).
-    more = run_script("search_nasnet.py", *args, "--num_architectures=4")
-    assert more.returncode == 0, more.stderr[-3000:]
-    assert "resumed" in more.stderr
+    code, _, err = run_main("search_nasnet.py", *args, "--num_architectures=4")
+    assert code == 0, err[-3000:]
+    assert "resumed" in err
     rows = read_jsonl(os.path.join(model_dir, "history.jsonl"))
     assert [r["child"] for r in rows] == [0, 1, 2, 3] and [r["step"] for r in rows] == [0, 0, 1, 1]
     from nas_tf.spaces import REDUCED_OPS
@@ -86,11 +86,11 @@ def test_search_nasnet_with_ppo_resumes_and_extends(tmp_path):
 
 def test_train_final_on_nasnet_a_with_drop_path_aux_head_and_cutout(tmp_path):
     model_dir = tmp_path / "final"
-    out = run_script(
+    code, out, err = run_main(
         "train_final.py", "--arch=nasnet_a", f"--model_dir={model_dir}", "--epochs=2", "--batch_size=64",
         "--nasnet_cells=1", "--nasnet_filters=8", "--drop_path_keep_prob=0.7", "--aux_head", "--cutout=4", "--lr=0.05",
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert code == 0, err[-3000:]
     summary = _summary(out)
     assert 0.3 < summary["test_accuracy"] <= 1.0
     with open(model_dir / "metrics.json") as f:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from conftest import run_main
 from nas_tf.utils import read_jsonl
 
 TINY = [
@@ -20,16 +20,16 @@ TINY = [
 @pytest.fixture(scope="module")
 def search_dir(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("search") / "run")
-    out = run_script("search_nas.py", f"--model_dir={model_dir}", *TINY)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return model_dir, out
+    code, out, err = run_main("search_nas.py", f"--model_dir={model_dir}", *TINY)
+    assert code == 0, err[-3000:]
+    return model_dir, out, err
 
 
 def test_search_nas_rnn_end_to_end_and_resume(search_dir):
-    model_dir, out = search_dir
-    summary = json.loads(out.stdout[out.stdout.index("{") :])
+    model_dir, out, err = search_dir
+    summary = json.loads(out[out.index("{") :])
     assert summary["children"] == 4 and summary["steps"] == 2
-    assert "child 1/4" in out.stderr and "step 2 done" in out.stderr and "val_ppl" in out.stderr
+    assert "child 1/4" in err and "step 2 done" in err and "val_ppl" in err
     rows = read_jsonl(os.path.join(model_dir, "history.jsonl"))
     assert [r["child"] for r in rows] == [0, 1, 2, 3]
     for r in rows:
@@ -49,8 +49,8 @@ def test_search_nas_rnn_end_to_end_and_resume(search_dir):
     import nas_tf
 
     assert nas_tf.load_arch(os.path.join(model_dir, "best_arch.json")).space == "nas_rnn"
-    again = run_script("search_nas.py", f"--model_dir={model_dir}", *TINY)
-    assert again.returncode == 0 and len(read_jsonl(os.path.join(model_dir, "history.jsonl"))) == 4
+    code, _, err = run_main("search_nas.py", f"--model_dir={model_dir}", *TINY)
+    assert code == 0 and len(read_jsonl(os.path.join(model_dir, "history.jsonl"))) == 4, err[-3000:]
 
 
 SERVE_CODE = """
@@ -73,13 +73,13 @@ def test_train_final_on_the_searched_cell_resumes_and_exports(search_dir, tmp_pa
     arch = os.path.join(search_dir[0], "best_arch.json")
     model_dir = tmp_path / "final"
     args = [f"--arch={arch}", f"--model_dir={model_dir}", "--lm_units=16", "--batch_size=16"]
-    out = run_script("train_final.py", *args, "--epochs=1", "--noexport")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "epoch 1/1" in out.stderr and "test perplexity" in out.stderr
-    more = run_script("train_final.py", *args, "--epochs=2")
-    assert more.returncode == 0, more.stderr[-3000:]
-    assert "resumed" in more.stderr and "epoch 2/2" in more.stderr and "epoch 1/2" not in more.stderr
-    summary = json.loads(more.stdout[more.stdout.index("{") :])
+    code, _, err = run_main("train_final.py", *args, "--epochs=1", "--noexport")
+    assert code == 0, err[-3000:]
+    assert "epoch 1/1" in err and "test perplexity" in err
+    code, out, err = run_main("train_final.py", *args, "--epochs=2")
+    assert code == 0, err[-3000:]
+    assert "resumed" in err and "epoch 2/2" in err and "epoch 1/2" not in err
+    summary = json.loads(out[out.index("{") :])
     with open(model_dir / "metrics.json") as f:
         metrics = json.load(f)
     assert metrics["epochs_done"] == 2 and len(metrics["history"]["val_perplexity"]) == 2
@@ -88,10 +88,8 @@ def test_train_final_on_the_searched_cell_resumes_and_exports(search_dir, tmp_pa
     for name in ("arch.json", "model.keras", "saved_model", "flags.json", "checkpoints"):
         assert (model_dir / name).exists(), name
     # The SavedModel serves in a fresh process without nas_tf, with and without carried state;
-    # the .keras model gives the same logits once nas_tf.models is imported.
+    # the .keras model gives the same logits.
     import keras
-
-    import nas_tf.models  # noqa: F401  (registers LanguageModel, TreeCell)
 
     model = keras.models.load_model(model_dir / "model.keras")
     tokens = np.random.default_rng(0).integers(0, metrics["vocab_size"], (3, 9)).astype(np.int32)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_cluster, run_script, start_cluster
+from conftest import REPO, run_cluster, run_main, start_cluster
 
 ARCH = {
     "space": "nas_cnn",
@@ -78,13 +78,13 @@ def arch_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_device(arch_file, tmp_path_factory):
-    """Three epochs on one device at the global batch of 64."""
+    """Three epochs on one device at the global batch of 64 (in this process)."""
     model_dir = tmp_path_factory.mktemp("one_device")
-    out = run_script(
+    code, _, err = run_main(
         "train_final.py", f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64",
         "--strategy=one_device", "--noexport", *COMMON,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert code == 0, err[-3000:]
     return _history(model_dir)
 
 
@@ -110,52 +110,6 @@ def _audit(logs, worker):
     return path.read_text().splitlines() if path.exists() else []
 
 
-def test_multi_worker_matches_one_device_and_only_the_chief_writes(arch_file, one_device, tmp_path):
-    model_dir = tmp_path / "run"
-    env, scratch, logs = _audited_env(tmp_path, model_dir)
-    out = run_cluster(
-        "train_final.py", f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=2",
-        "--batch_size=32",  # per worker (one replica each): the global batch of 64
-        "--strategy=multi_worker", *COMMON, env=env, timeout=600,
-    )
-    for rc, _, stderr in out:
-        assert rc == 0, stderr[-3000:]
-    summaries = [_summary(stdout) for _, stdout, _ in out]
-    assert [(s["worker"], s["workers"], s["replicas"]) for s in summaries] == [(0, 2, 2), (1, 2, 2)]
-    assert summaries[0]["test_accuracy"] == summaries[1]["test_accuracy"]
-    # Each worker trained on its half of every global batch: one device on the whole batch.
-    losses = _history(model_dir)["train_loss"]
-    assert losses == pytest.approx(one_device["train_loss"][:2], rel=1e-4, abs=1e-4)
-    assert sorted(os.listdir(model_dir)) == [
-        "arch.json", "checkpoints", "flags.json", "metrics.json", "model.keras", "saved_model",
-    ]
-    with open(model_dir / "metrics.json") as f:
-        metrics = json.load(f)
-    assert metrics["epochs_done"] == 2 and metrics["saved_model"] == "saved_model"
-    assert any(name.startswith("ckpt-2") for name in os.listdir(model_dir / "checkpoints"))
-    # Only the chief wrote the run directory; the other worker saved its checkpoints (every worker
-    # must) into temporary directories of its own and removed them.
-    chief, other = _audit(logs, 0), _audit(logs, 1)
-    run_dir = os.path.realpath(model_dir)
-    for name in ("arch.json", "flags.json", "metrics.json", "model.keras", "saved_model"):
-        path = os.path.join(run_dir, name)
-        assert f"os.rename {path}" in chief or f"open {path}" in chief, name
-    assert not [line for line in other if run_dir in line]
-    made = [line for line in other if line.startswith("os.mkdir") and "nas_tf_worker1_checkpoint_" in line]
-    assert len(made) == 2  # one per epoch
-    assert not [name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")]
-    # The saved model is the trained one (a plain copy of the distributed model).
-    import keras
-
-    import nas_tf.models  # noqa: F401
-    from nas_tf.data import load_digits
-    from nas_tf.training.classifier import evaluate_classifier
-
-    model = keras.models.load_model(model_dir / "model.keras")
-    _, accuracy = evaluate_classifier(model, load_digits().batches("test", 256))
-    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
-
-
 def _epochs_done(model_dir):
     try:
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -164,13 +118,16 @@ def _epochs_done(model_dir):
         return 0
 
 
-def test_multi_worker_resumes_after_both_workers_are_killed(arch_file, one_device, tmp_path):
+def test_multi_worker_killed_and_resumed_matches_one_device_and_only_the_chief_writes(arch_file, one_device, tmp_path):
+    """2 workers, both killed after the first checkpoint, the same command resumes: one device's training."""
     model_dir = tmp_path / "run"
+    env, scratch, logs = _audited_env(tmp_path, model_dir)
     args = [
-        f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=32", "--strategy=multi_worker",
-        "--noexport", *COMMON,
+        f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=3",
+        "--batch_size=32",  # per worker (one replica each): the global batch of 64
+        "--strategy=multi_worker", *COMMON,
     ]
-    procs = start_cluster("train_final.py", *args)
+    procs = start_cluster("train_final.py", *args, env=env)
     try:
         deadline = time.time() + 300
         while _epochs_done(model_dir) < 1 and time.time() < deadline and all(p.poll() is None for p in procs):
@@ -186,32 +143,63 @@ def test_multi_worker_resumes_after_both_workers_are_killed(arch_file, one_devic
             if p.poll() is None:
                 p.kill()
     assert 1 <= killed_after < 3, f"killed after epoch {killed_after} (the first checkpoint was expected)"
-    out = run_cluster("train_final.py", *args, timeout=600)
+    out = run_cluster("train_final.py", *args, env=env, timeout=600)
     for rc, _, stderr in out:
         assert rc == 0, stderr[-3000:]
         assert f"after epoch {killed_after}" in stderr and "epoch 1/3" not in stderr and "epoch 3/3" in stderr
+    summaries = [_summary(stdout) for _, stdout, _ in out]
+    assert [(s["worker"], s["workers"], s["replicas"]) for s in summaries] == [(0, 2, 2), (1, 2, 2)]
+    assert summaries[0]["test_accuracy"] == summaries[1]["test_accuracy"]
+    # Each worker trained on its half of every global batch, resumed from the chief's checkpoint:
+    # the uninterrupted one-device run on the whole batch.
     history = _history(model_dir)
     assert len(history["train_loss"]) == 3 and len(history["val_accuracy"]) == 3
-    # Resumed on both workers from the chief's checkpoint: the uninterrupted one-device run.
     assert history["train_loss"] == pytest.approx(one_device["train_loss"], rel=1e-4, abs=1e-4)
+    assert sorted(os.listdir(model_dir)) == [
+        "arch.json", "checkpoints", "flags.json", "metrics.json", "model.keras", "saved_model",
+    ]
+    with open(model_dir / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["epochs_done"] == 3 and metrics["saved_model"] == "saved_model"
+    assert any(name.startswith("ckpt-3") for name in os.listdir(model_dir / "checkpoints"))
+    # Only the chief wrote the run directory (in both runs); the other worker saved its checkpoints
+    # (every worker must) into temporary directories of its own and removed them.
+    chief, other = _audit(logs, 0), _audit(logs, 1)
+    run_dir = os.path.realpath(model_dir)
+    for name in ("arch.json", "flags.json", "metrics.json", "model.keras", "saved_model"):
+        path = os.path.join(run_dir, name)
+        assert f"os.rename {path}" in chief or f"open {path}" in chief, name
+    assert not [line for line in other if run_dir in line]
+    made = [line for line in other if line.startswith("os.mkdir") and "nas_tf_worker1_checkpoint_" in line]
+    assert len(made) == 3  # one per epoch, over both runs
+    assert not [name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")]
+    # The saved model is the trained one (a plain copy of the distributed model).
+    import keras
+
+    from nas_tf.data import load_digits
+    from nas_tf.tasks.image.train import evaluate_classifier
+
+    model = keras.models.load_model(model_dir / "model.keras")
+    _, accuracy = evaluate_classifier(model, load_digits().batches("test", 256))
+    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
 def test_language_model_under_mirrored_matches_one_device(tmp_path):
     common = ["--arch=nascell", "--lm_units=16", "--epochs=2", "--lm_output_dropout=0", "--noexport"]
-    one = run_script(
+    code, one, err = run_main(
         "train_final.py", *common, f"--model_dir={tmp_path / 'one'}", "--strategy=one_device", "--batch_size=16"
     )
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = run_script(
+    assert code == 0, err[-3000:]
+    code, two, err = run_main(
         "train_final.py", *common, f"--model_dir={tmp_path / 'two'}", "--strategy=mirrored", "--num_cpu_devices=2",
         "--batch_size=8",  # rows per replica: the 16 rows of one device
     )
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert _summary(one.stdout)["replicas"] == 1 and _summary(two.stdout)["replicas"] == 2
+    assert code == 0, err[-3000:]
+    assert _summary(one)["replicas"] == 1 and _summary(two)["replicas"] == 2
     a, b = _history(tmp_path / "one"), _history(tmp_path / "two")
     assert a["steps"] == b["steps"]
     # Same rows, loss over the global window, clipping (--lm_clip_norm 0.25, on at lr 20) of the
     # all-reduced gradient: one device up to float summation order (measured ~1e-8).
     for key in ("train_perplexity", "val_perplexity"):
         assert a[key] == pytest.approx(b[key], rel=1e-4)
-    assert _summary(one.stdout)["test_perplexity"] == pytest.approx(_summary(two.stdout)["test_perplexity"], rel=1e-4)
+    assert _summary(one)["test_perplexity"] == pytest.approx(_summary(two)["test_perplexity"], rel=1e-4)
