@@ -77,4 +77,5 @@ def test_space_settings_and_named_arch():
     with pytest.raises(ValueError, match="ops must be distinct names"):
         NB201Space(ops=("none", "sep_conv_3x3"))
     resnet = nas_tf.load_arch("nb201_resnet")
-    assert resnet.cell == "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+    # AutoDL-Projects ResNet_CODE: node 1 = conv(0), node 2 = conv(1), node 3 = skip(0) + skip(2).
+    assert resnet.cell == "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"

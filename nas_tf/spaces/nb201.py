@@ -188,7 +188,7 @@ class NB201Space(SearchSpace):
         return {edge_name(j, i): op for (j, i), op in zip(EDGES, arch.ops)}
 
 
-# The ResNet-like cell of the NAS-Bench-201 paper (two 3x3 convs and a skip).
-NB201_RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+# The ResNet-like cell of the NAS-Bench-201 paper: node 3 = node 0 + conv3x3(conv3x3(node 0)).
+NB201_RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
 
 register_named_arch("nb201_resnet", lambda: NB201Arch.from_string(NB201_RESNET))
