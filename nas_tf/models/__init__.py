@@ -8,6 +8,7 @@ from nas_tf.models.language_model import (
     register_cell_builder,
 )
 from nas_tf.models.nas_cnn import build_nas_cnn
+from nas_tf.models.nb201 import build_nb201
 from nas_tf.models.nasnet import build_nasnet, nasnet_a_cifar, nasnet_a_large, nasnet_a_mobile
 from nas_tf.models.registry import build_image_model, image_spaces, register_image_builder
 
@@ -17,6 +18,7 @@ __all__ = [
     "build_language_model",
     "build_nas_cnn",
     "build_nasnet",
+    "build_nb201",
     "image_spaces",
     "make_cell",
     "nasnet_a_cifar",
