@@ -116,6 +116,9 @@ def test_checkpoint_round_trip_continues_exactly(tmp_path):
     np.testing.assert_array_equal(run(resumed, 5), expected)
     for x, y in zip(resumed.population(), searcher.population()):
         np.testing.assert_array_equal(x, y)
+    # Restoring into the searcher that ran on (its copy in memory is stale) rewinds it too.
+    tf.train.Checkpoint(**searcher.trackables()).read(path).assert_consumed()
+    np.testing.assert_array_equal(run(searcher, 5), expected)
 
 
 def test_new_decision_list_starts_a_new_population_and_errors():

@@ -20,13 +20,22 @@ order. ``num = 1`` is the sequential algorithm of the paper. The population
 belongs to one decision list: a list with another token count (a depth
 schedule) starts a new population, first ``P`` proposals random again.
 
-The whole state (population tokens, rewards, births, counters, the
-random-number generator) is held in TensorFlow variables, so a resumed search
-proposes exactly what an uninterrupted one would have.
+The whole state (population tokens and rewards, and the counters: seed,
+archs proposed, archs arrived) is held in TensorFlow variables, so a resumed
+search proposes exactly what an uninterrupted one would have; a copy in
+memory saves reading them back at every call. The random numbers of a
+``sample`` call are a pure function of the seed and of the number of archs
+proposed before it (``numpy.random.default_rng([seed, proposed,
+generation])``), so the counters are the generator's whole state and a
+resumed search continues with the checkpoint's seed. A stateful
+``tf.random.Generator`` would cost several eager TensorFlow ops per call,
+most of the time of a sequential (one arch per call) search.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -87,6 +96,27 @@ def mutate_tokens(decisions: DecisionList, tokens: np.ndarray, rng: np.random.Ge
     return child
 
 
+_SEED, _WIDTH, _GENERATION, _PROPOSED, _ARRIVED, _FINGERPRINT = range(6)
+
+
+@dataclasses.dataclass
+class _State:
+    """The searcher's state in memory (the variables hold the same)."""
+
+    counters: np.ndarray
+    tokens: np.ndarray
+    rewards: np.ndarray
+    births: np.ndarray
+
+
+def _fingerprint(previous: int, tokens: np.ndarray, rewards: np.ndarray) -> int:
+    """A running hash of everything that joined the population (int64)."""
+    digest = hashlib.blake2b(previous.to_bytes(8, "little", signed=True), digest_size=8)
+    digest.update(np.ascontiguousarray(tokens).tobytes())
+    digest.update(np.ascontiguousarray(rewards).tobytes())
+    return int.from_bytes(digest.digest(), "little", signed=True)
+
+
 class RegularizedEvolution(Searcher):
     """Regularized (aging) evolution.
 
@@ -117,48 +147,69 @@ class RegularizedEvolution(Searcher):
         self.population_size = population_size
         self.sample_size = sample_size
         self.seed = int(seed)
-        self.generator = tf.random.Generator.from_seed(self.seed)
-        # The population, oldest first: tokens [n, width], rewards [n], births [n].
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        # The population, oldest first: tokens [n, width], rewards [n]; the
+        # members are the last n arrivals, so their births need no variable.
         self.tokens = tf.Variable(
             tf.zeros([0, 0], tf.int32), shape=tf.TensorShape([None, None]), trainable=False, name="population_tokens"
         )
         self.rewards = tf.Variable(
             tf.zeros([0], tf.float32), shape=tf.TensorShape([None]), trainable=False, name="population_rewards"
         )
-        self.births = tf.Variable(
-            tf.zeros([0], tf.int64), shape=tf.TensorShape([None]), trainable=False, name="population_births"
+        # seed, width (-1: none yet), generation, proposed, arrived, fingerprint
+        self.counters = tf.Variable(
+            tf.constant([self.seed, -1, 0, 0, 0, 0], tf.int64), trainable=False, name="counters"
         )
-        self.width = tf.Variable(-1, dtype=tf.int64, trainable=False, name="width")
-        self.proposed = tf.Variable(0, dtype=tf.int64, trainable=False, name="proposed")
-        self.arrived = tf.Variable(0, dtype=tf.int64, trainable=False, name="arrived")
+        self._mirror: _State | None = None
 
     # ------------------------------------------------------------------ state
 
+    def _state(self) -> "_State":
+        """The state, from the variables unless the copy in memory is still theirs.
+
+        Every change writes the counters (with a fingerprint of the
+        population), so equal counters mean the variables hold what the copy
+        holds; a restored checkpoint changes them and is read back.
+        """
+        counters = self.counters.numpy()
+        if self._mirror is None or not np.array_equal(counters, self._mirror.counters):
+            tokens, rewards = self.tokens.numpy(), self.rewards.numpy()
+            arrived = int(counters[_ARRIVED])
+            births = np.arange(arrived - rewards.shape[0], arrived, dtype=np.int64)
+            self._mirror = _State(counters.copy(), tokens, rewards, births)
+        return self._mirror
+
+    def _commit(self, state: "_State", population: bool) -> None:
+        if population:
+            self.tokens.assign(state.tokens, read_value=False)
+            self.rewards.assign(state.rewards, read_value=False)
+        self.counters.assign(state.counters, read_value=False)
+        self._mirror = state
+
     def population(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(tokens, rewards, births)`` of the members, oldest first (births count every arrival)."""
-        return self.tokens.numpy(), self.rewards.numpy(), self.births.numpy()
+        state = self._state()
+        return state.tokens.copy(), state.rewards.copy(), state.births.copy()
 
-    def _use(self, decisions: DecisionList) -> None:
-        """Starts a new population when the decision list has another token count."""
+    def _use(self, decisions: DecisionList) -> "_State":
+        """The state; a decision list with another token count starts a new population."""
+        state = self._state()
         width = decisions.num_tokens
-        if int(self.width.numpy()) != width:
-            self.tokens.assign(tf.zeros([0, width], tf.int32))
-            self.rewards.assign(tf.zeros([0], tf.float32))
-            self.births.assign(tf.zeros([0], tf.int64))
-            self.width.assign(width)
-            self.proposed.assign(0)
-
-    def _rng(self) -> np.random.Generator:
-        draw = int(self.generator.uniform_full_int([], dtype=tf.int64).numpy()) & 0x7FFFFFFFFFFFFFFF
-        return np.random.default_rng(draw)
+        if state.counters[_WIDTH] != width:
+            counters = state.counters.copy()
+            counters[_WIDTH], counters[_GENERATION], counters[_PROPOSED] = width, counters[_GENERATION] + 1, 0
+            state = _State(counters, np.zeros((0, width), np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+            self._commit(state, population=True)
+        return state
 
     # -------------------------------------------------------------- interface
 
     def sample(self, decisions: DecisionList, num: int) -> np.ndarray:
-        self._use(decisions)
-        rng = self._rng()
-        tokens, rewards, _ = self.population()
-        proposed = int(self.proposed.numpy())
+        state = self._use(decisions)
+        seed, proposed, generation = (int(state.counters[k]) for k in (_SEED, _PROPOSED, _GENERATION))
+        rng = np.random.default_rng([seed, proposed, generation])
+        tokens, rewards = state.tokens, state.rewards
         out = np.zeros((num, decisions.num_tokens), dtype=np.int32)
         for k in range(num):
             if proposed + k < self.population_size or tokens.shape[0] == 0:
@@ -167,7 +218,9 @@ class RegularizedEvolution(Searcher):
                 members = rng.choice(tokens.shape[0], size=min(self.sample_size, tokens.shape[0]), replace=False)
                 parent = members[int(np.argmax(rewards[members]))]
                 out[k] = mutate_tokens(decisions, tokens[parent], rng)
-        self.proposed.assign_add(num)
+        counters = state.counters.copy()
+        counters[_PROPOSED] += num
+        self._commit(_State(counters, tokens, rewards, state.births), population=False)
         return out
 
     def update(self, decisions: DecisionList, tokens: np.ndarray, rewards: Sequence[float]) -> dict[str, float]:
@@ -175,36 +228,33 @@ class RegularizedEvolution(Searcher):
         rewards = np.asarray(rewards, dtype=np.float32).reshape(-1)
         if tokens.shape != (rewards.shape[0], decisions.num_tokens):
             raise ValueError(f"tokens {tokens.shape} and rewards {rewards.shape} do not match the decision list")
-        self._use(decisions)
-        pop_tokens, pop_rewards, births = self.population()
-        first = int(self.arrived.numpy())
-        new_births = np.arange(first, first + rewards.shape[0], dtype=np.int64)
+        state = self._use(decisions)
+        counters = state.counters.copy()
+        first = int(counters[_ARRIVED])
         keep = self.population_size
-        pop_tokens = np.concatenate([pop_tokens, tokens])[-keep:]
-        pop_rewards = np.concatenate([pop_rewards, rewards])[-keep:]
-        births = np.concatenate([births, new_births])[-keep:]
-        self.tokens.assign(pop_tokens)
-        self.rewards.assign(pop_rewards)
-        self.births.assign(births)
-        self.arrived.assign_add(rewards.shape[0])
-        if not pop_rewards.shape[0]:
+        new = _State(
+            counters,
+            np.concatenate([state.tokens, tokens])[-keep:],
+            np.concatenate([state.rewards, rewards])[-keep:],
+            np.concatenate([state.births, np.arange(first, first + rewards.shape[0], dtype=np.int64)])[-keep:],
+        )
+        counters[_ARRIVED] += rewards.shape[0]
+        counters[_FINGERPRINT] = _fingerprint(int(counters[_FINGERPRINT]), tokens, rewards)
+        self._commit(new, population=True)
+        if not new.rewards.shape[0]:
             return {"population": 0.0}
         return {
-            "population": float(pop_rewards.shape[0]),
-            "population_best": float(pop_rewards.max()),
-            "population_mean": float(pop_rewards.mean()),
-            "oldest_birth": float(births[0]),
+            "population": float(new.rewards.shape[0]),
+            "population_best": float(new.rewards.max()),
+            "population_mean": float(new.rewards.mean()),
+            "oldest_birth": float(new.births[0]),
         }
 
     def trackables(self) -> dict[str, Any]:
         return {
-            "generator": self.generator,
             "population_tokens": self.tokens,
             "population_rewards": self.rewards,
-            "population_births": self.births,
-            "width": self.width,
-            "proposed": self.proposed,
-            "arrived": self.arrived,
+            "counters": self.counters,
         }
 
     def config(self) -> dict[str, Any]:
