@@ -24,7 +24,8 @@ Two sources, both read without running anyone else's code:
 Example:
 
 >>> table = nb201()  # doctest: +SKIP
->>> table.query("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|")["test_accuracy"]  # doctest: +SKIP
+>>> resnet = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+>>> table.query(resnet)["test_accuracy"]  # doctest: +SKIP
 93.4416
 """
 
@@ -218,7 +219,10 @@ def analog_nasbench_path() -> str:
         )
     reader = spec.loader.get_resource_reader(spec.name) if hasattr(spec.loader, "get_resource_reader") else None
     root = reader.files() if reader is not None else None
-    path = os.fspath(root / "data.anb") if root is not None else os.path.join(spec.submodule_search_locations[0], "data.anb")
+    if root is not None:
+        path = os.fspath(root / "data.anb")
+    else:
+        path = os.path.join(spec.submodule_search_locations[0], "data.anb")
     if not os.path.isfile(path):
         raise BenchmarkNotInstalled(f"analog-nasbench is installed but has no data file {path}")
     return path
@@ -391,7 +395,8 @@ class _NatsRecords(Mapping):
         (test_run, test_set), (valid_run, valid_set) = _NATS_SETS[self.dataset]
 
         def mean(run: str, eval_set: str) -> float:
-            trials = [_get(results, (run, s), f"{where}.all_results") for s in _get(seeds, run, f"{where}.dataset_seed")]
+            run_seeds = _get(seeds, run, f"{where}.dataset_seed")
+            trials = [_get(results, (run, s), f"{where}.all_results") for s in run_seeds]
             if not trials:
                 raise BenchmarkError(f"{where}: no trial of {run}")
             return float(np.mean([_final(t, eval_set, f"{where}.all_results[{run!r}]") for t in trials]))

@@ -48,7 +48,8 @@ def make_searcher(algorithm: str, decisions: DecisionList, seed: int = 0, **opti
     Example:
 
     >>> from nas_tf.spaces import NB201Space
-    >>> make_searcher("evolution", NB201Space().decisions, seed=1, population_size=20, sample_size=5).config()["sample_size"]
+    >>> searcher = make_searcher("evolution", NB201Space().decisions, seed=1, population_size=20, sample_size=5)
+    >>> searcher.config()["sample_size"]
     5
     """
     from nas_tf.controller.evolution import RegularizedEvolution
@@ -63,7 +64,9 @@ def make_searcher(algorithm: str, decisions: DecisionList, seed: int = 0, **opti
     searcher_options = {k: v for k, v in options.items() if k not in CONTROLLER_OPTIONS}
     if algorithm in ("random", "evolution"):
         if controller_options:
-            raise ValueError(f"algorithm {algorithm!r} has no controller; got controller options {sorted(controller_options)}")
+            raise ValueError(
+                f"algorithm {algorithm!r} has no controller; got controller options {sorted(controller_options)}"
+            )
         cls = RandomSearch if algorithm == "random" else RegularizedEvolution
         try:
             return cls(seed=seed, **searcher_options)

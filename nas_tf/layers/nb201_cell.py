@@ -96,7 +96,9 @@ class NB201Cell(keras.layers.Layer):
                     name=f"edge_{j}_{i}_{op}",
                 )
             elif op == "avg_pool_3x3":
-                layer = keras.layers.AveragePooling2D(3, 1, padding="same", dtype=self.dtype_policy, name=f"edge_{j}_{i}_pool")
+                layer = keras.layers.AveragePooling2D(
+                    3, 1, padding="same", dtype=self.dtype_policy, name=f"edge_{j}_{i}_pool"
+                )
             else:  # none, skip_connect: no layer
                 layer = None
             if layer is not None:
@@ -137,6 +139,8 @@ class NB201Cell(keras.layers.Layer):
             batch_norm_momentum=self.batch_norm_momentum,
             batch_norm_epsilon=self.batch_norm_epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer) if self.kernel_regularizer else None,
+            kernel_regularizer=(
+                keras.regularizers.serialize(self.kernel_regularizer) if self.kernel_regularizer else None
+            ),
         )
         return config

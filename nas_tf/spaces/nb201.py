@@ -75,7 +75,9 @@ def parse_cell(cell: Any, reader: ArchReader | None = None, key: str = "cell") -
             raise reader.error(key, f"node {j}: expected '|op~i|...|', got {node!r}")
         edges = node[1:-1].split("|")
         if len(edges) != j:
-            raise reader.error(key, f"node {j}: expected {j} edges (from nodes 0..{j - 1}), got {len(edges)} in {node!r}")
+            raise reader.error(
+                key, f"node {j}: expected {j} edges (from nodes 0..{j - 1}), got {len(edges)} in {node!r}"
+            )
         for i, edge in enumerate(edges):
             op, sep, source = edge.partition("~")
             if not sep or source != str(i):
