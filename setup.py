@@ -67,6 +67,10 @@ setup(
         # jax: tests/test_nas_cell.py runs NASCell on the JAX backend too.
         "test": ["pytest>=7", "jax[cpu]"],
         "jax": ["jax[cpu]"],
+        # Tabular benchmarks (nas_tf.benchmarks, scripts/bench_nb201.py): the
+        # NAS-Bench-201 records of analog-nasbench (its data file is read with a
+        # restricted unpickler, its code never runs) and the plots.
+        "benchmarks": ["analog-nasbench==0.1.3", "matplotlib"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -13,6 +13,7 @@ from nas_tf.layers.cell_ops import (
 from nas_tf.layers.drop_path import ScheduledDropPath, attach_training_progress, drop_path_keep_prob, drop_path_layers
 from nas_tf.layers.enas_rnn_cell import EnasRnnCell
 from nas_tf.layers.nas_cell import NASCell
+from nas_tf.layers.nb201_cell import NB201Cell
 from nas_tf.layers.padded_concat import PaddedConcat, padded_concat_reference
 from nas_tf.layers.tree_cell import TreeCell, evaluate_tree
 
@@ -23,6 +24,7 @@ __all__ = [
     "FactorizedReduction",
     "IdentityOp",
     "NASCell",
+    "NB201Cell",
     "PaddedConcat",
     "PoolOp",
     "ReLUConvBN",

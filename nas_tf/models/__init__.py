@@ -9,6 +9,7 @@ from nas_tf.models.language_model import (
 )
 from nas_tf.models.enas_macro import build_enas_macro
 from nas_tf.models.nas_cnn import build_nas_cnn
+from nas_tf.models.nb201 import build_nb201
 from nas_tf.models.nasnet import build_nasnet, nasnet_a_cifar, nasnet_a_large, nasnet_a_mobile
 from nas_tf.models.registry import build_image_model, image_spaces, register_image_builder
 
@@ -19,6 +20,7 @@ __all__ = [
     "build_language_model",
     "build_nas_cnn",
     "build_nasnet",
+    "build_nb201",
     "image_spaces",
     "make_cell",
     "nasnet_a_cifar",

@@ -22,6 +22,7 @@ from nas_tf.spaces.nasnet import NASNET_OPS, REDUCED_OPS, NASNetArch, NASNetBloc
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnNode, EnasRnnSpace
+from nas_tf.spaces.nb201 import NB201_OPS, NB201Arch, NB201Space
 
 __all__ = [
     "Anchor",
@@ -46,6 +47,9 @@ __all__ = [
     "NASNetCell",
     "NASNetSpace",
     "NASRNNArch",
+    "NB201Arch",
+    "NB201Space",
+    "NB201_OPS",
     "NASRNNSpace",
     "MacroLayer",
     "REDUCED_OPS",
