@@ -37,15 +37,21 @@ from nas_tf.cli import configs, drivers  # noqa: E402
 from nas_tf.cli import flags as cli  # noqa: E402
 
 cli.define_run_flags("runs/nas_cnn")
-cli.SEARCH.enum("space", "nas_cnn", ["nas_cnn", "nas_rnn"], "Search space: CNNs on images, or recurrent cells on text.")
+cli.SEARCH.enum(
+    "space", "nas_cnn", ["nas_cnn", "nas_rnn", "nb201"],
+    "Search space: CNNs on images, recurrent cells on text, or NAS-Bench-201 cells (trained on images, or read from "
+    "a benchmark table with --benchmark).",
+)
 cli.define_search_flags()
-cli.define_controller_flags(skips=True)
+cli.define_controller_flags(algorithms=("reinforce", "ppo", "evolution", "random"), skips=True)
+cli.define_ppo_flags()
 cli.define_nas_cnn_flags()
 cli.define_nas_rnn_flags()
 cli.define_child_flags()
 cli.define_image_reward_flags()
 cli.define_lm_reward_flags()
 cli.define_data_flags()
+cli.define_benchmark_flags()
 cli.define_lm_flags()
 cli.define_search_execution_flags()
 configs.declare_defaults(configs.NAS_DEFAULTS, "nas_cnn")

@@ -30,7 +30,7 @@ from nas_tf.cli import flags as cli  # noqa: E402
 
 cli.define_run_flags("runs/nasnet")
 cli.define_search_flags()
-cli.define_controller_flags(algorithms=("reinforce", "ppo", "random"))
+cli.define_controller_flags(algorithms=("reinforce", "ppo", "evolution", "random"))
 cli.define_ppo_flags()
 cli.define_nasnet_space_flags()
 cli.define_nasnet_network_flags(num_cells=1, num_conv_filters=8)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, run_main, run_script
 from nas_tf.utils import read_jsonl
 
@@ -105,3 +107,28 @@ def test_train_final_trains_an_enas_macro_arch(tmp_path):
     summary = json.loads(out[out.index("{") :])
     assert summary["test_accuracy"] > 0.0 and summary["params"] > 100_000
     assert json.load(open(tmp_path / "arch.json"))["space"] == "enas_macro"
+
+
+def test_search_nas_on_the_nb201_table_resumes_to_the_uninterrupted_search(tmp_path):
+    """--space=nb201 --benchmark: rewards read from the table (no training), evolution checkpointed and resumed."""
+    import importlib.util
+
+    if importlib.util.find_spec("analognasbench") is None:
+        pytest.skip('analog-nasbench is not installed (pip install ".[benchmarks]")')
+    from nas_tf.benchmarks import nb201
+
+    common = ["--space=nb201", "--benchmark=analog_nasbench", "--archs_per_step=4", "--algorithm=evolution",
+              "--population_size=6", "--sample_size=3"]
+    code, out, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'whole'}", *common, "--num_architectures=16")
+    assert code == 0, err[-3000:]
+    whole = read_jsonl(tmp_path / "whole" / "history.jsonl")
+    table = nb201()
+    for row in whole:  # the reward is the table's test accuracy / 100, for every child
+        assert row["reward"] == pytest.approx(table.query(row["arch"]["cell"])["test_accuracy"] / 100)
+    assert json.loads(out[out.index("{") :])["best_reward"] == max(r["reward"] for r in whole)
+    # Stopped after 8 children, then extended to 16: the same search as the uninterrupted one.
+    split = tmp_path / "split"
+    assert run_main("search_nas.py", f"--model_dir={split}", *common, "--num_architectures=8")[0] == 0
+    code, _, err = run_main("search_nas.py", f"--model_dir={split}", *common, "--num_architectures=16")
+    assert code == 0 and "resumed" in err, err[-3000:]
+    assert [r["tokens"] for r in read_jsonl(split / "history.jsonl")] == [r["tokens"] for r in whole]

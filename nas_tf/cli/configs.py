@@ -28,6 +28,7 @@ from nas_tf.cli.flags import FLAGS, FlagError, int_list
 # flag's own default.
 NAS_DEFAULTS = {
     "nas_cnn": {"model_dir": "runs/nas_cnn", "dataset": "digits"},
+    "nb201": {"model_dir": "runs/nb201", "dataset": "digits"},
     "nas_rnn": {
         "model_dir": "runs/nas_rnn",
         "dataset": "pydoc",
@@ -127,11 +128,20 @@ def applies_to(groups: Mapping[tuple[str, ...], Iterable[str]]) -> dict[str, tup
 NAS_APPLIES = applies_to({
     ("nas_cnn",): (
         "filter_heights", "filter_widths", "num_filters", "predict_strides", "strides", "skip_connections",
-        "max_pool_after", "start_depth", "depth_increment", "depth_increment_every", "max_depth", "reward_exponent",
-        "download_data", "skip_form",
+        "max_pool_after", "start_depth", "depth_increment", "depth_increment_every", "max_depth", "skip_form",
     ),
+    ("nas_cnn", "nb201"): ("reward_exponent", "download_data"),
     ("nas_rnn",): ("rnn_base", "rnn_combinations", "rnn_activations", "reward_c") + _LM_FLAGS,
+    ("nb201",): ("benchmark", "benchmark_dir"),
 })
+# A search whose children are looked up in a table trains none of them.
+_CHILD_TRAINING_FLAGS = (
+    "child_epochs", "child_batch_size", "child_lr", "child_momentum", "child_nesterov", "child_weight_decay",
+    "child_lr_schedule", "child_steps_per_epoch", "reward_window", "reward_exponent", "max_child_params", "dataset",
+    "data_dir", "download_data", "parallel_children", "child_devices", "child_timeout", "child_retries",
+    "child_threads", "num_gpus", "num_cpu_devices",
+)
+TABULAR_APPLIES = applies_to({("trained",): _CHILD_TRAINING_FLAGS})
 ENAS_APPLIES = applies_to({
     ("macro",): ("enas_layers", "skip_target", "skip_weight", "skip_form"),
     ("micro", "rnn"): ("enas_nodes",),
@@ -334,6 +344,12 @@ def searcher(space):
 
     if FLAGS.algorithm == "random":
         return RandomSearch(seed=FLAGS.seed)
+    if FLAGS.algorithm == "evolution":
+        from nas_tf.controller import RegularizedEvolution
+
+        if FLAGS.sample_size > FLAGS.population_size:
+            raise FlagError(f"--sample_size={FLAGS.sample_size} must be <= --population_size={FLAGS.population_size}")
+        return RegularizedEvolution(population_size=FLAGS.population_size, sample_size=FLAGS.sample_size, seed=FLAGS.seed)
     extra: dict[str, Any] = {}
     if "skip_form" in FLAGS:
         extra["skip_form"] = FLAGS.skip_form
@@ -397,6 +413,12 @@ def nas_rnn_space():
     return NASRNNSpace(
         base=FLAGS.rnn_base, combinations=tuple(FLAGS.rnn_combinations), activations=tuple(FLAGS.rnn_activations)
     )
+
+
+def nb201_space():
+    from nas_tf.spaces import NB201Space
+
+    return NB201Space()
 
 
 def nasnet_space():

@@ -113,6 +113,7 @@ def search_evaluator(spec):
     """
     import tensorflow as tf
 
+    from nas_tf.benchmarks import BenchmarkError
     from nas_tf.data import DatasetUnavailableError
     from nas_tf.distribute import num_replicas
     from nas_tf.search import InProcessEvaluator
@@ -152,6 +153,9 @@ def search_evaluator(spec):
         trainer = spec.build(strategy=child_strategy)
     except DatasetUnavailableError as e:
         raise FlagError(f"--dataset={spec.dataset}: {e}") from None
+    except BenchmarkError as e:
+        flag = "--benchmark_dir" if FLAGS.benchmark_dir else "--benchmark"
+        raise FlagError(f"{flag}={FLAGS.benchmark_dir or FLAGS.benchmark}: {e}") from None
     except ValueError as e:
         raise FlagError(f"--strategy={FLAGS.strategy}: {e}") from None
     if parallel:
@@ -189,17 +193,29 @@ def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
 
 
 def run_nas_search() -> dict:
-    """scripts/search_nas.py: the NAS CNN or recurrent-cell search."""
-    from nas_tf.tasks import TrainerSpec
+    """scripts/search_nas.py: the NAS CNN, recurrent-cell or NAS-Bench-201 search."""
+    from nas_tf.tasks import TabularChildConfig, TrainerSpec
 
     setup_logging()
-    recurrent = FLAGS.space == "nas_rnn"
     configs.apply_defaults(configs.NAS_DEFAULTS, FLAGS.space)
     configs.refuse_inapplicable(configs.NAS_APPLIES, FLAGS.space, f"--space={FLAGS.space}", "--space={}".format)
+    if FLAGS.space == "nb201" and (FLAGS.benchmark or FLAGS.benchmark_dir):
+        table = "nats" if FLAGS.benchmark_dir else FLAGS.benchmark
+        if FLAGS.benchmark_dir and FLAGS.benchmark == "analog_nasbench":
+            raise FlagError("--benchmark_dir is the NATS-Bench directory: use it with --benchmark=nats (or alone)")
+        configs.refuse_inapplicable(
+            configs.TABULAR_APPLIES, "table", f"--benchmark={table} (children are read from the table, not trained)",
+            lambda _: "searches that train their children",
+        )
+        spec = TrainerSpec("tabular", table, TabularChildConfig(), data_dir=FLAGS.benchmark_dir)
+        return run_multi_trial_search(configs.nb201_space(), spec)
+    recurrent = FLAGS.space == "nas_rnn"
     task = "text" if recurrent else "image"
     dataset = configs.require_dataset(task, f"--space={FLAGS.space}")
     if recurrent:
         space, start_depth, config = configs.nas_rnn_space(), None, configs.lm_child_config()
+    elif FLAGS.space == "nb201":
+        space, start_depth, config = configs.nb201_space(), None, configs.image_child_config()
     else:
         space, start_depth, config = configs.nas_cnn_space(), FLAGS.start_depth, configs.image_child_config()
     spec = TrainerSpec(task, dataset, config, data_dir=FLAGS.data_dir, download=FLAGS.download_data)

@@ -170,7 +170,16 @@ def define_controller_flags(
     default_algorithm: str = "reinforce", algorithms: Iterable[str] = ("reinforce", "random"), skips: bool = False
 ) -> None:
     """The searcher, the controller and its policy-gradient optimiser (``skips``: the space has skip decisions)."""
-    CONTROLLER.enum("algorithm", default_algorithm, algorithms, "Search algorithm (the searcher).")
+    CONTROLLER.enum(
+        "algorithm", default_algorithm, algorithms,
+        "Search algorithm (the searcher): the LSTM controller learning with REINFORCE or PPO, regularized "
+        "evolution, or random search.",
+    )
+    if "evolution" in algorithms:
+        CONTROLLER.integer("population_size", 20, "Evolution: architectures in the population (P).", lower_bound=1)
+        CONTROLLER.integer(
+            "sample_size", 5, "Evolution: architectures drawn from the population per tournament (S <= P).", lower_bound=1
+        )
     CONTROLLER.float("controller_lr", 6e-4, "Controller Adam learning rate.", lower_bound=0.0)
     CONTROLLER.integer("controller_units", 35, "LSTM units per controller layer.", lower_bound=1)
     CONTROLLER.integer("controller_layers", 2, "Stacked controller LSTM layers.", lower_bound=1)
@@ -238,6 +247,17 @@ def define_ppo_flags() -> None:
 
 
 # ------------------------------------------------------------ search spaces
+
+
+def define_benchmark_flags() -> None:
+    """Tabular benchmarks: rewards read from a table instead of training (NAS-Bench-201)."""
+    DATA.enum(
+        "benchmark", None, ["analog_nasbench", "nats"],
+        "--space=nb201: read each child's reward (test accuracy / 100) from this NAS-Bench-201 table instead of "
+        "training it: analog_nasbench (the PyPI package: pip install -e \".[benchmarks]\") or nats (the "
+        "NATS-tss-v1_0-3ffb9-simple files in --benchmark_dir).",
+    )
+    DATA.string("benchmark_dir", None, "The NATS-Bench topology directory (NATS-tss-v1_0-3ffb9-simple); implies --benchmark=nats.")
 
 
 def define_nas_cnn_flags() -> None:

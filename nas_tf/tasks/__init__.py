@@ -1,4 +1,4 @@
-"""Child tasks: one folder per kind of child (image classification, language modelling).
+"""Child tasks: one folder per kind of child (image classification, language modelling, a benchmark table).
 
 Each task folder holds that task's child trainer (multi-trial searches), its
 supernet task (one-shot searches), its training loop and its final training,
@@ -19,6 +19,7 @@ from nas_tf.tasks.image import (
     accuracy_reward,
     train_final_image,
 )
+from nas_tf.tasks.tabular import TabularChildConfig, TabularTrainer
 from nas_tf.tasks.text import (
     FinalLMConfig,
     LMChildConfig,
@@ -41,6 +42,8 @@ __all__ = [
     "LMSharedTrainingConfig",
     "LMSupernetTask",
     "SharedTrainingConfig",
+    "TabularChildConfig",
+    "TabularTrainer",
     "Task",
     "TrainerSpec",
     "accuracy_reward",
