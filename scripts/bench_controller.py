@@ -117,11 +117,8 @@ def main(argv):
     elapsed = time.time() - start
     headers = ["skip form", "P(skip) range", "init", "saturated +", "saturated -", "trained for skips",
                "trained against skips", "penalty only", "penalty fixed point"]
-    command = "python scripts/bench_controller.py" + "".join(f" {a}" for a in argv[1:])
     bits = len(skips)
     text = f"""## Controller: the skip rate of the ENAS macro controller (`scripts/bench_controller.py`)
-
-`{command}`
 
 ENAS macro space, {FLAGS.layers} layers ({bits} skip bits), the macro preset's controller (64-unit
 1-layer LSTM, init 0.1, tanh constant C = {C}, no temperature). Skip rate = fraction of the {bits} bits

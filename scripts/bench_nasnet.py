@@ -37,6 +37,10 @@ flags.DEFINE_integer("seed", 0, "Seed of the searches.", lower_bound=0)
 flags.DEFINE_integer("repeats", 5, "Timed repetitions (median) in tables 1 and 2.", lower_bound=1)
 flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
 flags.DEFINE_string("work_dir", None, "Where the searches go (default: a temporary directory).")
+flags.DEFINE_bool(
+    "tiny", False,
+    "Smoke run: NASNets of 1 cell at 64 px against Keras' NASNet builder, a 2-block controller, 2 children per search.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -77,6 +81,20 @@ def models_table(repeats):
         ("NASNet-A Large 6 @ 4032, 331 px", nasnet_a_large, lambda: keras.applications.NASNetLarge(weights=None), (331, 331, 3)),
         ("NASNet-A CIFAR 6 @ 768, 32 px", nasnet_a_cifar, None, (32, 32, 3)),
     ]
+    if FLAGS.tiny:
+        import nas_tf
+        from keras.src.applications.nasnet import NASNet  # the builder behind NASNetMobile/Large
+
+        from nas_tf.models import build_nasnet
+
+        tiny = dict(penultimate_filters=96, skip_reduction=False)
+        cases = [(
+            "tiny 1 @ 96, 64 px",
+            lambda: build_nasnet(nas_tf.load_arch("nasnet_a"), (64, 64, 3), 10, num_cells=1, skeleton="imagenet",
+                                 stem_filters=8, batch_norm_momentum=0.9997, batch_norm_epsilon=1e-3, dropout=0.5, **tiny),
+            lambda: NASNet(input_shape=(64, 64, 3), num_blocks=1, stem_block_filters=8, weights=None, classes=10, **tiny),
+            (64, 64, 3),
+        )]
     for name, ours_fn, theirs_fn, shape in cases:
         keras.backend.clear_session()
         ours, ours_build = _timed(ours_fn)
@@ -98,22 +116,23 @@ def controller_table(repeats):
     from nas_tf.controller import PPO, Reinforce, controller_for
     from nas_tf.spaces import NASNetSpace
 
-    space = NASNetSpace()
+    space = NASNetSpace(num_blocks=2) if FLAGS.tiny else NASNetSpace()
+    archs = 4 if FLAGS.tiny else 20
     rows = []
-    rewards = np.linspace(0.1, 0.9, 20)
+    rewards = np.linspace(0.1, 0.9, archs)
     for cls in (Reinforce, PPO):
         searcher = cls(controller_for(space.decisions, lstm_units=100, lstm_layers=1, init_range=0.1, seed=0),
                        learning_rate=3.5e-4, entropy_weight=1e-5)
 
         def step():
-            tokens = searcher.sample(space.decisions, 20)
+            tokens = searcher.sample(space.decisions, archs)
             searcher.update(space.decisions, tokens, rewards)
             searcher.entropy(space.decisions, tokens)
 
         _, first = _timed(step)
         later = float(np.median([_timed(step)[1] for _ in range(repeats)]))
         cleared = []
-        for _ in range(max(2, repeats // 2)):
+        for _ in range(1 if FLAGS.tiny else max(2, repeats // 2)):
             keras.backend.clear_session(free_memory=False)
             cleared.append(_timed(step)[1])
         cleared = float(np.median(cleared))
@@ -130,9 +149,10 @@ def search_table(work_dir):
     from nas_tf.spaces import NASNetSpace
 
     data = load_digits()
-    space = NASNetSpace()
+    space = NASNetSpace(num_blocks=2) if FLAGS.tiny else NASNetSpace()
     child = ImageChildConfig(epochs=FLAGS.child_epochs, optimizer=SGDConfig(schedule="cosine"), reward_window=1, reward_exponent=1.0,
-                             builder_options=dict(num_cells=1, num_conv_filters=8))
+                             steps_per_epoch=4 if FLAGS.tiny else 0,
+                             builder_options=dict(num_cells=1, num_conv_filters=4 if FLAGS.tiny else 8))
     results = {}
     for algorithm in ("reinforce", "ppo", "random"):
         settings = dict(learning_rate=3.5e-4, entropy_weight=1e-5, baseline_decay=0.95, seed=FLAGS.seed)
@@ -165,6 +185,8 @@ CONTROLLER_HEADERS = ["searcher", "first step s", "later steps s", "after clear_
 
 def main(argv):
     del argv
+    if FLAGS.tiny:
+        FLAGS.repeats, FLAGS.num_architectures, FLAGS.archs_per_step, FLAGS.child_epochs = 1, 1, 1, 1
     from nas_tf.cli.drivers import setup_logging
     from nas_tf.utils.report import machine_description, markdown_table, update_section
 

@@ -182,7 +182,7 @@ def plot_curves(path, results, optimum, budget):
     os.replace(tmp, path)
 
 
-def report(results, plan_, table, optimum, best_cell, seeds, budget, marks, command, plot_rel) -> str:
+def report(results, plan_, table, optimum, best_cell, seeds, budget, marks, plot_rel) -> str:
     from nas_tf.benchmarks import summarize
     from nas_tf.utils.report import machine_description, markdown_table
 
@@ -196,8 +196,6 @@ def report(results, plan_, table, optimum, best_cell, seeds, budget, marks, comm
     headers = ["algorithm"] + [f"best after {m}" for m in marks] + [f"regret after {marks[-1]}", "seconds"]
     lines = [
         f"## NAS-Bench-201: search algorithms against the table (`scripts/bench_nb201.py`)",
-        "",
-        f"Command: `{command}`",
         "",
         f"Table: {table.describe().get('source_kind')} {table.describe().get('version') or ''} "
         f"({len(table)} cells, CIFAR-10 test accuracy after 200 epochs; optimum {optimum:.2f} % for `{best_cell}`). "
@@ -285,12 +283,12 @@ def run(fv: flags.FlagValues, argv: list[str]) -> str:
         plot_curves(fv.plot, results, optimum, fv.budget)
         if fv.output:
             plot_rel = os.path.relpath(os.path.abspath(fv.plot), os.path.dirname(os.path.abspath(fv.output)))
-    text = report(results, plan_, table, optimum, best_cell, seeds, fv.budget, marks, command.strip(), plot_rel)
+    text = report(results, plan_, table, optimum, best_cell, seeds, fv.budget, marks, plot_rel)
     print(text)
     if fv.output:
         from nas_tf.utils.report import update_section
 
-        update_section(fv.output, fv.section, text)
+        update_section(fv.output, fv.section, text, command=command.strip())
     return text
 
 

@@ -84,15 +84,20 @@ def run_main(name, *args):
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    with script_flags(name) as script, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            flags.FLAGS([name, *args])
-            script["main"]([name])
-        except flags.Error as e:
-            print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
-            code = 2
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+    argv = [os.path.join(REPO, "scripts", name), *args]  # what the script sees as its command line
+    saved_argv, sys.argv = sys.argv, argv
+    try:
+        with script_flags(name) as script, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                flags.FLAGS(argv)
+                script["main"](argv[:1])
+            except flags.Error as e:
+                print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
+                code = 2
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = saved_argv
     return code, out.getvalue(), err.getvalue()
 
 
