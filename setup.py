@@ -62,6 +62,11 @@ setup(
         "tensorboard",
         # Ships the real 8x8 handwritten digits used as the embedded dataset.
         "scikit-learn",
+        # Arch pictures (nas_tf.viz): the Python interface to Graphviz; the `dot`
+        # program itself comes from the OS (apt-get / conda install graphviz).
+        "graphviz",
+        # The reward plots of the search report (scripts/report.py).
+        "matplotlib",
     ],
     extras_require={
         # jax: tests/test_nas_cell.py runs NASCell on the JAX backend too.
