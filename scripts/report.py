@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from nas_tf.cli import flags as cli  # noqa: E402
+from nas_tf.cli.drivers import fail  # noqa: E402
 
 # Required, checked in main (required=True would bind every parse of the global FLAGS in the process).
 flags.DEFINE_string("model_dir", None, "The search's run directory (required).")
@@ -31,7 +31,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dir:
-        cli.fail("--model_dir is required: the search's run directory")
+        fail("--model_dir is required: the search's run directory")
     from nas_tf.search.results import RunDirectoryError, open_run
     from nas_tf.viz.report import write_report
 
@@ -40,11 +40,11 @@ def main(argv):
     except RunDirectoryError as e:
         reason = str(e)
         prefix = os.path.abspath(FLAGS.model_dir) + ": "
-        cli.fail(f"--model_dir={FLAGS.model_dir}: {reason[len(prefix):] if reason.startswith(prefix) else reason}")
+        fail(f"--model_dir={FLAGS.model_dir}: {reason[len(prefix):] if reason.startswith(prefix) else reason}")
     try:
         html_path, md_path = write_report(run, k=FLAGS.top_k, output_dir=FLAGS.output_dir)
     except OSError as e:
-        cli.fail(f"--output_dir={FLAGS.output_dir or FLAGS.model_dir}: cannot write the report ({e.strerror or e})")
+        fail(f"--output_dir={FLAGS.output_dir or FLAGS.model_dir}: cannot write the report ({e.strerror or e})")
     print(f"{run.describe()}\nreport: {html_path}\nmarkdown: {md_path}")
 
 

@@ -16,7 +16,7 @@ import os
 
 from absl import app, flags
 
-from nas_tf.cli import flags as cli
+from nas_tf.cli.drivers import fail
 
 # Required, checked in main (not with required=True: that would bind every parse of the global
 # FLAGS in a process that imported this module, e.g. a test run).
@@ -30,7 +30,7 @@ def _arch_source(value: str) -> str:
     if os.path.isdir(value):
         path = os.path.join(value, "best_arch.json")
         if not os.path.exists(path):
-            cli.fail(f"--arch={value}: a directory without best_arch.json (give an arch file, a run directory or a name)")
+            fail(f"--arch={value}: a directory without best_arch.json (give an arch file, a run directory or a name)")
         return path
     return value
 
@@ -40,7 +40,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     for name in ("arch", "output"):
         if not FLAGS[name].value:
-            cli.fail(f"--{name} is required (e.g. --arch=nasnet_a --output=nasnet_a.svg)")
+            fail(f"--{name} is required (e.g. --arch=nasnet_a --output=nasnet_a.svg)")
     from nas_tf.spaces import ArchError, named_archs
     from nas_tf.viz import GraphvizNotFoundError, arch_graph
     from nas_tf.viz.render import format_of, write_graph
@@ -49,7 +49,7 @@ def main(argv):
         format_of(FLAGS.output)
     except ValueError:
         ext = os.path.splitext(FLAGS.output)[1] or "(none)"
-        cli.fail(f"--output={FLAGS.output}: unknown picture format {ext}; use .svg, .png, .pdf, .dot or .gv")
+        fail(f"--output={FLAGS.output}: unknown picture format {ext}; use .svg, .png, .pdf, .dot or .gv")
     source = _arch_source(FLAGS.arch)
     try:
         graph = arch_graph(source)
@@ -59,17 +59,17 @@ def main(argv):
             reason = reason[len(source) + 2 :]
         if reason.startswith("no such arch file"):
             reason = f"no such file or published arch (published: {', '.join(named_archs())})"
-        cli.fail(f"--arch={FLAGS.arch}: {reason}")
+        fail(f"--arch={FLAGS.arch}: {reason}")
     except UnicodeDecodeError:
-        cli.fail(f"--arch={FLAGS.arch}: not a text file (arch files are UTF-8 JSON)")
+        fail(f"--arch={FLAGS.arch}: not a text file (arch files are UTF-8 JSON)")
     except OSError as e:
-        cli.fail(f"--arch={FLAGS.arch}: cannot read it ({e.strerror or e})")
+        fail(f"--arch={FLAGS.arch}: cannot read it ({e.strerror or e})")
     try:
         path = write_graph(graph, FLAGS.output)
     except GraphvizNotFoundError as e:
-        cli.fail(str(e))
+        fail(str(e))
     except OSError as e:
-        cli.fail(f"--output={FLAGS.output}: cannot write it ({e.strerror or e})")
+        fail(f"--output={FLAGS.output}: cannot write it ({e.strerror or e})")
     print(path)
 
 

@@ -23,8 +23,12 @@ def test_search_nas_end_to_end_and_resume(tmp_path):
     assert summary["children"] == 4 and summary["steps"] == 2
     # Progress is visible while it runs.
     assert "child 1/4" in out.stderr and "step 2 done" in out.stderr
-    for name in ("history.jsonl", "best_arch.json", "best.json", "flags.json", "search_config.json", "checkpoints", "tensorboard"):
+    for name in ("history.jsonl", "best_arch.json", "best.json", "flags.json", "search_config.json", "checkpoints", "tensorboard",
+                 "best_arch.svg", "best_arch.png", "tensorboard/children"):
         assert os.path.exists(os.path.join(model_dir, name)), name
+    # Every child is an HParams trial of the TensorBoard dashboard.
+    assert sorted(n for n in os.listdir(os.path.join(model_dir, "tensorboard", "children")) if n.startswith("child_")) == [
+        f"child_{i:05d}" for i in range(4)]
     with open(os.path.join(model_dir, "flags.json")) as f:
         flags = json.load(f)
     assert flags["num_architectures"] == 4 and flags["child_epochs"] == 1 and flags["model_dir"] == model_dir

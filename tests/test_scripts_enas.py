@@ -64,7 +64,8 @@ def test_the_main_job_searches_with_the_default_op_selection_retrains_and_export
     assert "epoch 1/1 shared weights" in stderr and "derived 3 architectures" in stderr
     model_dir = root / "micro"
     for name in ("history.jsonl", "epochs.jsonl", "derived.jsonl", "best_arch.json", "best.json", "flags.json",
-                 "checkpoints", "tensorboard", "final/metrics.json", "final/model.keras", "final/saved_model"):
+                 "checkpoints", "tensorboard", "final/metrics.json", "final/model.keras", "final/saved_model",
+                 "best_arch.svg", "best_arch.png"):
         assert os.path.exists(model_dir / name), name
     with open(model_dir / "search_config.json") as f:
         record = json.load(f)

@@ -25,7 +25,8 @@ from absl import flags
 
 import nas_tf
 from nas_tf.controller import Reinforce, controller_for
-from nas_tf.search import ImageChildConfig, ImageChildTrainer, InProcessEvaluator, MultiTrialSearch, SearchConfig
+from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
+from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
 from nas_tf.search.results import RunDirectoryError, open_run
 from nas_tf.spaces import EnasMacroSpace, NASCNNSpace
 from nas_tf.utils.io import atomic_write_json
@@ -40,15 +41,15 @@ MACRO_SPACE = EnasMacroSpace(num_layers=3)
 
 @pytest.fixture(scope="module")
 def multi_trial_run(tmp_path_factory, small_digits):
-    from nas_tf.training.final import FinalImageConfig, train_final_image
+    from nas_tf.tasks import FinalImageConfig, train_final_image
 
     model_dir = tmp_path_factory.mktemp("multi_trial")
 
     def search(num):
-        strategy = Reinforce(controller_for(NAS_SPACE.decisions, seed=3), seed=3)
+        searcher = Reinforce(controller_for(NAS_SPACE.decisions, seed=3), seed=3)
         config = ImageChildConfig(epochs=1, batch_size=32, steps_per_epoch=3, reward_window=1, max_params=4000)
         trainer = ImageChildTrainer(small_digits, config)
-        return MultiTrialSearch(NAS_SPACE, strategy, InProcessEvaluator(trainer, trainer.settings()),
+        return MultiTrialSearch(NAS_SPACE, searcher, InProcessEvaluator(trainer, trainer.settings()),
                                 SearchConfig(str(model_dir), num_architectures=num, archs_per_step=2, seed=5))
 
     search(4).run()
@@ -62,8 +63,8 @@ def multi_trial_run(tmp_path_factory, small_digits):
 @pytest.fixture(scope="module")
 def one_shot_run(tmp_path_factory, small_digits):
     from nas_tf.models.enas_macro import EnasMacroSupernet
-    from nas_tf.search.image_supernet import ImageSupernetTask, SharedTrainingConfig
-    from nas_tf.search.one_shot import OneShotConfig, OneShotSearch
+    from nas_tf.search import OneShotConfig, OneShotSearch
+    from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
 
     model_dir = tmp_path_factory.mktemp("one_shot")
 
@@ -71,10 +72,10 @@ def one_shot_run(tmp_path_factory, small_digits):
         keras.utils.set_random_seed(0)
         supernet = EnasMacroSupernet(MACRO_SPACE, 10, filters=8)
         task = ImageSupernetTask(supernet, small_digits, SharedTrainingConfig(batch_size=32, steps_per_epoch=4, lr_t0=2))
-        strategy = Reinforce(controller_for(MACRO_SPACE.decisions, seed=0, lstm_layers=1, lstm_units=32), seed=0,
+        searcher = Reinforce(controller_for(MACRO_SPACE.decisions, seed=0, lstm_layers=1, lstm_units=32), seed=0,
                              learning_rate=1e-3, entropy_mode="reward", entropy_weight=1e-4, baseline_update="before")
         config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=3, derive_samples=4)
-        return OneShotSearch(MACRO_SPACE, strategy, task, config)
+        return OneShotSearch(MACRO_SPACE, searcher, task, config)
 
     search(2).run()  # (resuming is shown by the multi-trial run; a second one-shot process would trace again)
     return model_dir
@@ -144,10 +145,11 @@ def test_baseline_from_tensorboard_and_recomputed(multi_trial_run, one_shot_run,
         # The one-shot search adds an entropy bonus to its rewards, which the files do not hold.
         assert recomputed.values == pytest.approx(logged.values, abs=tol)
     assert "without the entropy bonus" in open_run(tmp_path / one_shot_run.name).baseline().source
-    # NAS: the first step is compared with its own mean reward (Zoph & Le, 3.2).
+    # NAS (per-architecture baseline, updated after each): the first architecture has no earlier one and is
+    # compared with itself; the second with the average of the first, the same value (Zoph & Le, 3.2).
     rows = open_run(multi_trial_run).history
     first_step = [r["reward"] for r in rows if r["step"] == 0]
-    assert open_run(multi_trial_run).baseline().values[0] == pytest.approx(np.mean(first_step), abs=1e-7)
+    assert open_run(multi_trial_run).baseline().values[0] == pytest.approx(first_step[0], abs=1e-7)
 
 
 def test_resume_history(multi_trial_run, one_shot_run):
@@ -164,7 +166,7 @@ def test_resume_history(multi_trial_run, one_shot_run):
 def test_searcher_record_under_either_name(multi_trial_run, tmp_path):
     run_dir = copy_run(multi_trial_run, tmp_path / "renamed")
     config = json.load(open(run_dir / "search_config.json"))
-    config["searcher"] = config.pop("strategy")
+    config["strategy"] = config.pop("searcher")  # how runs before the rename recorded it
     atomic_write_json(run_dir / "search_config.json", config)
     renamed = open_run(run_dir)
     assert renamed.searcher == open_run(multi_trial_run).searcher and renamed.searcher["baseline_decay"] == 0.95

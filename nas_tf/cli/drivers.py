@@ -174,11 +174,13 @@ def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
     from nas_tf.search import MultiTrialSearch
     from nas_tf.search.evaluators import WorkerStartError
 
+    from nas_tf.viz.callbacks import search_callbacks
+
     searcher = configs.searcher(space)
     config = configs.search_config(start_depth=start_depth)
     evaluator, cluster = search_evaluator(spec)
     try:
-        search = MultiTrialSearch(space, searcher, evaluator, config, cluster=cluster)
+        search = MultiTrialSearch(space, searcher, evaluator, config, cluster=cluster, callbacks=search_callbacks())
         chief = worker_info(cluster).is_chief
         try:
             summary = search.run()
@@ -312,7 +314,9 @@ def run_enas_search() -> dict:
     space = configs.enas_space()
     task, data = _enas_task(space, distribute)
     # The controller: a plain (non-distributed) model outside the strategy's scope, the same seed on every worker.
-    search = OneShotSearch(space, configs.searcher(space), task, configs.one_shot_config())
+    from nas_tf.viz.callbacks import search_callbacks
+
+    search = OneShotSearch(space, configs.searcher(space), task, configs.one_shot_config(), callbacks=search_callbacks())
     try:
         summary = search.run()
     except FloatingPointError as e:

@@ -59,6 +59,7 @@ import tensorflow as tf
 
 from nas_tf.controller.base import Searcher
 from nas_tf.distribute.cluster import broadcast_from_chief, float_variables, worker_info
+from nas_tf.search.callbacks import CallbackList, SearchCallback
 from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
 from nas_tf.search.run_dir import ResumeMismatchError, RunDirectory
 from nas_tf.spaces.arch import arch_from_dict
@@ -150,6 +151,9 @@ class MultiTrialSearch:
         cluster: the ``MultiWorkerMirroredStrategy`` of a multi-host search
             (None: one host). The evaluator is then wrapped so that each host
             trains its share of every step.
+        callbacks: :class:`~nas_tf.search.callbacks.SearchCallback` s (e.g.
+            :func:`nas_tf.viz.search_callbacks`: arch pictures, TensorBoard
+            dashboard).
 
     Example:
 
@@ -166,6 +170,7 @@ class MultiTrialSearch:
         extra_config: dict[str, Any] | None = None,
         on_result: Callable[[dict, "MultiTrialSearch"], None] | None = None,
         cluster: tf.distribute.Strategy | None = None,
+        callbacks: list[SearchCallback] | None = None,
     ):
         self.cluster = cluster
         self.info = worker_info(cluster)
@@ -185,6 +190,8 @@ class MultiTrialSearch:
         self.on_result = on_result
         self.model_dir = os.path.abspath(config.model_dir)
         self.run_dir = RunDirectory(self.model_dir, self.info, cluster)
+        self.callbacks = CallbackList(callbacks)
+        self._best_written: int | None = None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.children_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_done")
         self.children_sampled = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_sampled")
@@ -227,9 +234,10 @@ class MultiTrialSearch:
             keep = lambda r: r["child"] < done or r["step"] == step  # noqa: E731
         self.history = self.run_dir.restore_rows(HISTORY, keep, key=lambda r: r["child"])
 
-    def _append(self, row: dict) -> None:
+    def _append(self, row: dict, space: SearchSpace) -> None:
         self.run_dir.append(HISTORY, [row])
         self.history.append(row)
+        self.callbacks.on_child_end(self.run_dir, row, space)
 
     def _save(self, number: int) -> None:
         """The step's checkpoint and best arch (chief), then the controller synchronised (cluster)."""
@@ -247,12 +255,16 @@ class MultiTrialSearch:
         best = self.best()
         if best is None:
             return
-        self.run_dir.write_arch(BEST_ARCH, arch_from_dict(best["arch"]))
+        arch = arch_from_dict(best["arch"])
+        self.run_dir.write_arch(BEST_ARCH, arch)
         self.run_dir.write_json(
             BEST,
             {k: best[k] for k in ("child", "step", "reward", "status", "metrics") if k in best}
             | {"arch_file": BEST_ARCH},
         )
+        if best["child"] != self._best_written:
+            self._best_written = best["child"]
+            self.callbacks.on_best_arch(self.run_dir, arch, int(self.children_done))
 
     # ------------------------------------------------------------------ run
 
@@ -281,6 +293,7 @@ class MultiTrialSearch:
         self.run_dir.barrier()
         if not self.info.is_chief:
             self._restore()  # reads what the chief restored
+        self.callbacks.on_search_begin(self.run_dir, self.space)
         cfg = self.config
         total = cfg.num_architectures
         if int(self.children_done) >= total:
@@ -291,6 +304,7 @@ class MultiTrialSearch:
             self._run_sync()
         summary = self.summary()
         self.run_dir.write_json("summary.json", summary)
+        self.callbacks.on_search_end(self.run_dir, summary)
         self.run_dir.barrier()
         return summary
 
@@ -323,7 +337,7 @@ class MultiTrialSearch:
             for result in self.evaluator.evaluate(requests):
                 k = result.index - done
                 row = self._row(step, result, archs[k], tokens[k], space)
-                self._append(row)
+                self._append(row, space)
                 finished[result.index] = row
                 self._log_child(row, total)
                 if self.on_result is not None:
@@ -411,7 +425,7 @@ class MultiTrialSearch:
             row = self._row(int(self.step), result, space.from_tokens(tokens), tokens, space)
             row.update({"update": int(self.step), "sampled_at": entry["sampled_at"],
                         "staleness": int(self.step) - entry["sampled_at"]})
-            self._append(row)
+            self._append(row, space)
             self._log_child(row, total)
             if self.on_result is not None:
                 self.on_result(row, self)

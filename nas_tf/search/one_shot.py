@@ -71,6 +71,7 @@ import tensorflow as tf
 
 from nas_tf.controller.base import Searcher
 from nas_tf.distribute.cluster import all_gather_json, broadcast_from_chief, float_variables, save_checkpoint, worker_info
+from nas_tf.search.callbacks import CallbackList, SearchCallback
 from nas_tf.search.run_dir import RunDirectory
 from nas_tf.spaces.arch import Arch
 from nas_tf.spaces.base import SearchSpace
@@ -157,6 +158,9 @@ class OneShotSearch:
         arch_for_output: maps the searched arch to the arch written to
             ``best_arch.json`` (e.g. an ENAS micro arch to the NASNet-cell
             JSON the final builder reads); identity by default.
+        callbacks: :class:`~nas_tf.search.callbacks.SearchCallback` s, told
+            of the search's start and end, of every derived arch (as a child)
+            and of the best arch (e.g. :func:`nas_tf.viz.search_callbacks`).
     """
 
     def __init__(
@@ -166,12 +170,14 @@ class OneShotSearch:
         task: SharedWeightsTask,
         config: OneShotConfig,
         arch_for_output: Callable[[Arch], Arch] | None = None,
+        callbacks: list[SearchCallback] | None = None,
     ):
         self.space = space
         self.searcher = searcher
         self.task = task
         self.config = config
         self.arch_for_output = arch_for_output or (lambda a: a)
+        self.callbacks = CallbackList(callbacks)
         self.model_dir = os.path.abspath(config.model_dir)
         self.distribute = task.distribute_strategy
         self.worker = worker_info(self.distribute)
@@ -239,6 +245,7 @@ class OneShotSearch:
         self.run_dir.barrier()
         self.run_dir.check_record(self.record, _RESUMABLE_CHANGES)
         self._restore()
+        self.callbacks.on_search_begin(self.run_dir, self.space)
         cfg = self.config
         decisions = self.space.decisions
         start = time.time()
@@ -319,6 +326,9 @@ class OneShotSearch:
         arch = self.arch_for_output(self.space.from_tokens(best["tokens"]))
         self.run_dir.write_text("derived.jsonl", "".join(json.dumps(r) + "\n" for r in scored))
         self.run_dir.write_arch("best_arch.json", arch)
+        for i, row in enumerate(scored):
+            self.callbacks.on_child_end(self.run_dir, {"index": i, **row}, self.space)
+        self.callbacks.on_best_arch(self.run_dir, arch, int(self.controller_updates))
         self.run_dir.write_json(
             "best.json", {"reward": best["reward"], "searched_arch": best["arch"], "arch_file": "best_arch.json"}
         )
@@ -334,6 +344,7 @@ class OneShotSearch:
             "workers_agree": agreed,
         }
         self.run_dir.write_json("summary.json", summary)
+        self.callbacks.on_search_end(self.run_dir, summary)
         # No worker reads best_arch.json before the chief has written it.
         self.run_dir.barrier()
         log.info("derived %d architectures: best reward %.4f -> %s", len(scored), best["reward"], summary["best_arch"])

@@ -284,7 +284,7 @@ class SearchRun:
     def summary(self, k: int = 5, print_fn: Callable[[str], Any] = print) -> None:
         """Prints the ``k`` best architectures and their numbers (as KerasTuner's ``results_summary()``)."""
         # The one-line arch form lives with the pictures (nas_tf.viz); imported here only to print.
-        from nas_tf.viz.short_form import arch_short_form
+        from nas_tf.spaces.short_form import arch_short_form
 
         rows = self.top(k) if self.history or self.derived else []
         _, source = self._candidates()
@@ -376,14 +376,25 @@ class SearchRun:
         if decay is None or not self.history:
             return None
         before = self.searcher.get("baseline_update", "after") == "before"
+        per_arch = self.searcher.get("baseline_mode", "per_batch") == "per_arch"  # runs before it moved per batch
         xs, values, b = [], [], None
         for x, rewards in self._update_groups():
-            mean = float(np.mean(np.asarray(rewards, dtype=np.float32)))
-            b = mean if b is None else b
-            new_b = decay * b + (1.0 - decay) * mean
-            values.append(new_b if before else b)
+            rewards = np.asarray(rewards, dtype=np.float32)
+            if per_arch:  # b_k = decay * b_{k-1} + (1 - decay) * R_k in sampling order; the metric is their mean
+                used = []
+                b = float(rewards[0]) if b is None else b
+                for r in rewards:
+                    new_b = decay * b + (1.0 - decay) * float(r)
+                    used.append(new_b if before else b)
+                    b = new_b
+                values.append(float(np.mean(used)))
+            else:
+                mean = float(np.mean(rewards))
+                b = mean if b is None else b
+                new_b = decay * b + (1.0 - decay) * mean
+                values.append(new_b if before else b)
+                b = new_b
             xs.append(x)
-            b = new_b
         note = f"recomputed: moving average of the rewards, decay {decay:g}"
         if self.searcher.get("entropy_mode") == "reward" and self.searcher.get("entropy_weight"):
             note += ", without the entropy bonus"

@@ -218,16 +218,23 @@ class RunDirectory:
 
     # ------------------------------------------------------- TensorBoard
 
+    def summary_writer(self):
+        """The TensorBoard writer of ``tensorboard/`` (created on first use; write with it on the chief only)."""
+        if self._writer is None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(self.path("tensorboard"))
+        return self._writer
+
     def scalars(self, values: dict[str, float | None], step: int) -> None:
         """Logs scalars to ``tensorboard/`` (the chief; None values are skipped)."""
         if not self.is_chief:
             return
         import tensorflow as tf
 
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.path("tensorboard"))
-        with self._writer.as_default():
+        writer = self.summary_writer()
+        with writer.as_default():
             for k, v in values.items():
                 if v is not None:
                     tf.summary.scalar(k, float(v), step=step)
-        self._writer.flush()
+        writer.flush()

@@ -15,6 +15,7 @@ from nas_tf.spaces.arch import (
     register_named_arch,
 )
 from nas_tf.spaces.base import SearchSpace, make_space, register_space, space_names
+from nas_tf.spaces.short_form import arch_short_form, register_short_form
 from nas_tf.spaces.decisions import Anchor, Categorical, Decision, DecisionList, Select, Skip
 from nas_tf.spaces.nas_cnn import ConvLayer, NASCNNArch, NASCNNSpace
 from nas_tf.spaces.nas_rnn import NASRNNArch, NASRNNSpace, TreeNode, nascell_arch
@@ -25,6 +26,8 @@ from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnNode, EnasRnnSpace
 from nas_tf.spaces.nb201 import NB201_OPS, NB201Arch, NB201Space
 
 __all__ = [
+    "arch_short_form",
+    "register_short_form",
     "Anchor",
     "Arch",
     "ArchError",
