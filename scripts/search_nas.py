@@ -31,8 +31,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
-
 from nas_tf.cli import configs, drivers  # noqa: E402
 from nas_tf.cli import flags as cli  # noqa: E402
 
@@ -63,4 +61,4 @@ cli.declare_main_flags(
 main = drivers.main(drivers.run_nas_search)
 
 if __name__ == "__main__":
-    app.run(main)
+    drivers.start(main)

@@ -39,8 +39,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
-
 from nas_tf.cli import configs, drivers  # noqa: E402
 from nas_tf.cli import flags as cli  # noqa: E402
 
@@ -56,4 +54,4 @@ cli.declare_main_flags(["arch", "model_dir", "epochs", "batch_size", "lr", "data
 main = drivers.main(drivers.run_final_training)
 
 if __name__ == "__main__":
-    app.run(main)
+    drivers.start(main)

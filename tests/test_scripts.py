@@ -22,7 +22,11 @@ def test_search_nas_end_to_end_and_resume(tmp_path):
     summary = json.loads(out.stdout[out.stdout.index("{") :])
     assert summary["children"] == 4 and summary["steps"] == 2
     # Progress is visible while it runs.
-    assert "child 1/4" in out.stderr and "step 2 done" in out.stderr
+    # Children and steps are numbered as in history.jsonl (from 0), with the progress and the arch.
+    assert "child 0 (1/4, ETA" in out.stderr and "step 1 done (4/4 children)" in out.stderr
+    assert "Outputs in" in out.stderr and "python scripts/train_final.py --arch=" in out.stderr
+    # TensorFlow's start-up notices are filtered (NAS_TF_TF_LOGS=all keeps them).
+    assert "All log messages before absl::InitializeLog" not in out.stderr and "oneDNN custom operations" not in out.stderr
     for name in ("history.jsonl", "best_arch.json", "best.json", "flags.json", "search_config.json", "checkpoints", "tensorboard",
                  "best_arch.svg", "best_arch.png", "tensorboard/children"):
         assert os.path.exists(os.path.join(model_dir, name)), name

@@ -33,7 +33,9 @@ def test_search_nasnet_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     summary = _summary(out.stdout)
     assert summary["children"] == 4 and summary["steps"] == 2
-    assert "child 1/4" in out.stderr and "step 2 done" in out.stderr
+    # Children and steps are numbered as in history.jsonl (from 0), with the progress and the arch.
+    assert "child 0 (1/4, ETA" in out.stderr and "step 1 done (4/4 children)" in out.stderr
+    assert "Outputs in" in out.stderr and "python scripts/train_final.py --arch=" in out.stderr
     for name in ("history.jsonl", "best_arch.json", "best.json", "flags.json", "search_config.json", "checkpoints", "tensorboard"):
         assert os.path.exists(os.path.join(model_dir, name)), name
     with open(os.path.join(model_dir, "search_config.json")) as f:

@@ -29,7 +29,7 @@ def test_search_nas_rnn_end_to_end_and_resume(search_dir):
     model_dir, out, err = search_dir
     summary = json.loads(out[out.index("{") :])
     assert summary["children"] == 4 and summary["steps"] == 2
-    assert "child 1/4" in err and "step 2 done" in err and "val_ppl" in err
+    assert "child 0 (1/4, ETA" in err and "step 1 done (4/4 children)" in err and "val_ppl" in err
     rows = read_jsonl(os.path.join(model_dir, "history.jsonl"))
     assert [r["child"] for r in rows] == [0, 1, 2, 3]
     for r in rows:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from nas_tf.cli import configs
 from nas_tf.cli.flags import FLAGS, FlagError
+from nas_tf.utils.native_logs import filter_native_stderr
 
 log = logging.getLogger("nas_tf")
 
@@ -63,6 +64,49 @@ def setup_logging() -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)
 
 
+def start(main_function: Callable[[list[str]], None]) -> None:
+    """Runs a script's ``main`` from the command line (``if __name__ == "__main__": drivers.start(main)``).
+
+    TensorFlow's start-up notices, which say nothing to a user, are filtered
+    from stderr first (:mod:`nas_tf.utils.native_logs`; ``NAS_TF_TF_LOGS=all``
+    keeps them).
+    """
+    from absl import app
+
+    filter_native_stderr()
+    app.run(main_function)
+
+
+def report_outputs(model_dir: str, outputs: list[tuple[str, str]], next_steps: list[str]) -> None:
+    """Says where everything a run wrote is, and what to run next (on stderr, after the JSON summary)."""
+    model_dir = os.path.abspath(model_dir)
+    width = max(len(name) for name, _ in outputs)
+    lines = [f"Outputs in {model_dir}:"]
+    lines += [f"  {name.ljust(width)}  {what}" for name, what in outputs if os.path.exists(os.path.join(model_dir, name.split()[0]))]
+    lines += ["Next:"] + [f"  {step}" for step in next_steps]
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _search_outputs(model_dir: str, final: bool) -> None:
+    tb = os.path.join(os.path.abspath(model_dir), "tensorboard")
+    outputs = [
+        ("history.jsonl", "every sampled architecture and its reward"),
+        ("best_arch.json", "the best architecture (best_arch.svg, best_arch.png: its picture)"),
+        ("summary.json", "this summary"),
+        ("tensorboard/", f"rewards, the controller, the best arch, every child (tensorboard --logdir {tb})"),
+        ("checkpoints/", "the searcher's state: the same command resumes"),
+        ("final/model.keras", "the retrained network (Keras)"),
+        ("final/saved_model/", "the retrained network (SavedModel, serves without nas_tf)"),
+    ]
+    steps = [f"python scripts/report.py --model_dir={model_dir}    # report.html: rewards, the best archs"]
+    if not final:
+        steps.append(
+            f"python scripts/train_final.py --arch={os.path.join(model_dir, 'best_arch.json')} "
+            f"--model_dir={os.path.join(model_dir, 'final')}    # retrain the best arch from scratch"
+        )
+    report_outputs(model_dir, outputs, steps)
+
+
 def main(run: Callable[[], Any]) -> Callable[[list[str]], None]:
     """The absl ``main`` of a script that calls ``run()``.
 
@@ -73,11 +117,11 @@ def main(run: Callable[[], Any]) -> Callable[[list[str]], None]:
     """
     from absl import app
 
-    from nas_tf.search import ResumeMismatchError
-
     @functools.wraps(run)
     def wrapped(argv: list[str]) -> None:
         import tensorflow as tf
+
+        from nas_tf.search import ResumeMismatchError
 
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -189,6 +233,8 @@ def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
         if chief:
             configs.write_flags(FLAGS.model_dir)
         print(dump(summary))
+        if chief:
+            _search_outputs(FLAGS.model_dir, final=False)
         return summary
     finally:
         evaluator.close()
@@ -339,6 +385,8 @@ def run_enas_search() -> dict:
             result["final"]["saved_model"] = os.path.join(final_dir, "saved_model")
     barrier(distribute)  # flags.json is written before any worker reports
     print(dump(result))
+    if worker.is_chief:
+        _search_outputs(FLAGS.model_dir, final=bool(FLAGS.final_epochs))
     return result
 
 
@@ -398,5 +446,14 @@ def run_final_training() -> dict:
         summary["workers"] = info.count
     summary["model_dir"] = os.path.abspath(FLAGS.model_dir)
     print(dump(summary))
+    if info.is_chief:
+        tb = os.path.join(summary["model_dir"], "tensorboard")
+        report_outputs(FLAGS.model_dir, [
+            ("metrics.json", "per-epoch metrics, test metrics, parameters"),
+            ("model.keras", "the trained network (Keras: keras.saving.load_model after import nas_tf)"),
+            ("saved_model/", "the SavedModel (serves without nas_tf: tf.saved_model.load)"),
+            ("tensorboard/", f"training curves and the model graph (tensorboard --logdir {tb})"),
+            ("checkpoints/", "the training state: the same command resumes"),
+        ], [f"python -c \"import tensorflow as tf; m = tf.saved_model.load('{os.path.join(summary['model_dir'], 'saved_model')}')\""])
     return summary
 

@@ -64,6 +64,8 @@ from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
 from nas_tf.search.run_dir import ResumeMismatchError, RunDirectory
 from nas_tf.spaces.arch import arch_from_dict
 from nas_tf.spaces.base import SearchSpace
+from nas_tf.spaces.short_form import arch_short_form
+from nas_tf.utils.progress import eta, format_duration
 
 log = logging.getLogger("nas_tf.search")
 
@@ -192,6 +194,7 @@ class MultiTrialSearch:
         self.run_dir = RunDirectory(self.model_dir, self.info, cluster)
         self.callbacks = CallbackList(callbacks)
         self._best_written: int | None = None
+        self._session = {"start": time.time(), "children": 0}  # this process's pace, for the ETA
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.children_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_done")
         self.children_sampled = tf.Variable(0, dtype=tf.int64, trainable=False, name="children_sampled")
@@ -483,21 +486,20 @@ class MultiTrialSearch:
         }
 
     def _log_child(self, row: dict, total: int) -> None:
+        """One line per child, numbered as in history.jsonl (``child``, ``step``), with the pace and the arch."""
+        self._session["children"] += 1
         best = self.best()
         status = "" if row["status"] == "ok" else f" FAILED ({row['status']}: {row['reason']})"
         acc, ppl = row["val_accuracy"], row["metrics"].get("val_perplexity")
         score = f" val_acc {acc:.4f}" if acc is not None else f" val_ppl {ppl:.2f}" if ppl is not None else ""
+        done = len(self.history)
+        pace = eta(self._session["children"], total - done, time.time() - self._session["start"])
+        params = f" params {row['params']}" if row["params"] is not None else ""
+        best_text = f"{best['reward']:.4g} (child {best['child']})" if best else "-"
         log.info(
-            "child %d/%d step %d: reward %.4g%s%s params %s %.1fs | best %.4g",
-            row["child"] + 1,
-            total,
-            row["step"],
-            row["reward"],
-            score,
-            status,
-            row["params"],
-            row["wall_time"],
-            best["reward"] if best else 0.0,
+            "child %d (%d/%d, %s) step %d: reward %.4g%s%s%s %.1fs | best %s | %s",
+            row["child"], done, total, pace, row["step"], row["reward"], score, status, params, row["wall_time"],
+            best_text, _short(row["arch"]),
         )
 
     def _log_step(self, step, done, rewards, metrics, entropy, total, start_time) -> None:
@@ -518,13 +520,19 @@ class MultiTrialSearch:
         elapsed = time.time() - start_time
         extra = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("baseline", "loss"))
         log.info(
-            "step %d done: %d/%d children, mean reward %.4g, best %.4g%s%s, %.0fs",
-            step + 1,
+            "step %d done (%d/%d children): mean reward %.4g, best %.4g%s%s, %s in this process",
+            step,
             done,
             total,
             float(np.mean(rewards)),
             best_reward,
             f", entropy {entropy:.3f}" if entropy is not None else "",
             f", {extra}" if extra else "",
-            elapsed,
+            format_duration(elapsed),
         )
+
+
+def _short(arch: dict, width: int = 90) -> str:
+    """The arch in one short form (``nas_tf.spaces.arch_short_form``), cut to ``width`` characters."""
+    text = arch_short_form(arch)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -75,6 +75,7 @@ from nas_tf.search.callbacks import CallbackList, SearchCallback
 from nas_tf.search.run_dir import RunDirectory
 from nas_tf.spaces.arch import Arch
 from nas_tf.spaces.base import SearchSpace
+from nas_tf.utils.progress import eta, format_duration
 
 log = logging.getLogger("nas_tf.search")
 
@@ -248,18 +249,22 @@ class OneShotSearch:
         self.callbacks.on_search_begin(self.run_dir, self.space)
         cfg = self.config
         decisions = self.space.decisions
-        start = time.time()
+        start, first_epoch, traced = time.time(), int(self.epoch), False
         while int(self.epoch) < cfg.num_epochs:
             epoch = int(self.epoch)
             if int(self.phase) == 0:
+                if not traced:
+                    log.info("epoch %d (%d/%d): training the shared weights; the first step traces the supernet "
+                             "(once per search: it may take a while) ...", epoch, epoch + 1, cfg.num_epochs)
+                    traced = True
                 t0 = time.time()
                 metrics = self.task.train_epoch(epoch, lambda: self.searcher.sample(decisions, 1)[0])
                 metrics["seconds"] = time.time() - t0
                 self.run_dir.append("epochs.jsonl", [{"epoch": epoch, "phase": "shared", **metrics}])
                 self.run_dir.scalars({f"shared/{k}": v for k, v in metrics.items()}, epoch + 1)
                 log.info(
-                    "epoch %d/%d shared weights: %s",
-                    epoch + 1, cfg.num_epochs, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
+                    "epoch %d (%d/%d) shared weights: %s",
+                    epoch, epoch + 1, cfg.num_epochs, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
                 )
                 self._save(epoch, 1)
             t0 = time.time()
@@ -299,10 +304,13 @@ class OneShotSearch:
                     update + 1,
                 )
             if cfg.controller_steps:
+                last = int(self.controller_updates) - 1
                 log.info(
-                    "epoch %d/%d controller: %d updates, mean reward %.4f, max %.4f (%.0fs, %.0fs in all)",
-                    epoch + 1, cfg.num_epochs, cfg.controller_steps, float(np.mean(rewards_epoch)),
-                    float(np.max(rewards_epoch)), time.time() - t0, time.time() - start,
+                    "epoch %d (%d/%d, %s) controller: updates %d-%d, mean reward %.4f, max %.4f (%s; %s in this process)",
+                    epoch, epoch + 1, cfg.num_epochs,
+                    eta(epoch + 1 - first_epoch, cfg.num_epochs - epoch - 1, time.time() - start),
+                    last - cfg.controller_steps + 1, last, float(np.mean(rewards_epoch)), float(np.max(rewards_epoch)),
+                    format_duration(time.time() - t0), format_duration(time.time() - start),
                 )
             self._save(epoch + 1, 0)
         return self.derive()
