@@ -140,3 +140,26 @@ def test_search_nas_on_the_nb201_table_resumes_to_the_uninterrupted_search(tmp_p
     code, _, err = run_main("search_nas.py", f"--model_dir={split}", *common, "--num_architectures=16")
     assert code == 0 and "resumed" in err, err[-3000:]
     assert [r["tokens"] for r in read_jsonl(split / "history.jsonl")] == [r["tokens"] for r in whole]
+
+
+def test_final_training_logs_its_curves_and_graph_to_tensorboard(tmp_path):
+    """train_final.py writes the training curves (loss, accuracy, learning rate per epoch) and the model graph."""
+    import tensorflow as tf
+
+    code, _, err = run_main("train_final.py", "--arch=nasnet_a", f"--model_dir={tmp_path}", "--epochs=2", "--batch_size=256",
+                            "--nasnet_cells=1", "--nasnet_filters=4", "--noexport")
+    assert code == 0, err[-3000:]
+    steps, values, graphs = {}, {}, 0
+    for name in os.listdir(tmp_path / "tensorboard"):
+        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "tensorboard" / name)):
+            graphs += bool(event.graph_def)
+            for v in event.summary.value:
+                steps.setdefault(v.tag, []).append(event.step)
+                if v.tag != "keras":
+                    values.setdefault(v.tag, []).append(float(tf.make_ndarray(v.tensor)))
+    assert graphs == 1 and "keras" in steps  # the op graph and Keras' conceptual graph
+    for tag in ("loss", "accuracy", "val_accuracy", "learning_rate"):
+        assert steps[tag] == [1, 2], tag
+    history = json.load(open(tmp_path / "metrics.json"))["history"]
+    assert values["loss"] == pytest.approx(history["train_loss"]) and values["val_accuracy"] == pytest.approx(history["val_accuracy"])
+    assert 0.1 > values["learning_rate"][0] > values["learning_rate"][1]  # the cosine schedule from lr 0.1

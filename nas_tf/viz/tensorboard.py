@@ -259,45 +259,5 @@ def log_child(logdir: str | os.PathLike, row: Mapping[str, Any], space: SearchSp
 
 # ----------------------------------------------------------- final training
 
-
-def log_scalars(values: Mapping[str, float | int | None], step: int, prefix: str = "") -> None:
-    """Writes every non-None value as a scalar ``prefix + name`` (under the default writer).
-
-    For the training curves of final training: e.g. once per epoch
-    ``log_scalars({"loss": ..., "accuracy": ..., "val_accuracy": ...,
-    "learning_rate": ...}, epoch, prefix="final/")``.
-    """
-    for name, value in values.items():
-        if value is not None:
-            tf.summary.scalar(prefix + name, float(value), step=step)
-
-
-def log_model_graph(model, input_signature: Sequence[tf.TensorSpec] | tf.TensorSpec | None = None, step: int = 0) -> None:
-    """Writes a Keras model's graph for TensorBoard's Graphs dashboard (under the default writer).
-
-    Two views, as Keras's own TensorBoard callback writes them: the op graph
-    of the model's inference function (traced once here) and the conceptual
-    graph (the model's JSON config, tag ``keras``).
-
-    Args:
-        model: a built Keras model.
-        input_signature: the input spec(s); default: the model's inputs with
-            a free batch dimension.
-        step: the step of the conceptual-graph summary.
-    """
-    if input_signature is None:
-        specs = [tf.TensorSpec((None, *x.shape[1:]), x.dtype) for x in model.inputs]
-        input_signature = specs[0] if len(specs) == 1 else specs
-
-    @tf.function
-    def inference(x):
-        return model(x, training=False)
-
-    graph = inference.get_concrete_function(input_signature).graph
-    tf.summary.graph(graph)
-    from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
-
-    metadata = SummaryMetadata()
-    metadata.plugin_data.plugin_name = "graph_keras_model"
-    metadata.plugin_data.content = b"1"
-    tf.summary.write("keras", tf.constant(model.to_json()), step=step, metadata=metadata)
+# The curves and the graph of a training run live with the training loops.
+from nas_tf.training.summaries import log_model_graph, log_scalars  # noqa: E402,F401

@@ -38,6 +38,7 @@ from nas_tf.spaces.arch import Arch
 from nas_tf.tasks.image.train import TrainResult, evaluate_classifier, train_classifier
 from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir, write_chief_outputs
 from nas_tf.training.optimizer import SGDConfig
+from nas_tf.training.summaries import TrainingSummaries, learning_rate
 from nas_tf.utils.io import atomic_write_json
 
 log = logging.getLogger("nas_tf.final")
@@ -147,8 +148,19 @@ def train_final_image(
     params = int(model.count_params())
     base = {"arch_file": "arch.json", "params": params, "dataset": data.name, "config": dataclasses.asdict(config)}
 
+    summaries = TrainingSummaries(model_dir, write=chief)
+    if checkpoints.epochs_done == 0:
+        summaries.graph(model)
+
     def save_epoch(e: int, r: TrainResult) -> None:
         checkpoints.save(e + 1, {**base, "epochs_done": e + 1, "history": dataclasses.asdict(r)})
+        summaries.epoch(
+            {"loss": r.train_loss[-1], "accuracy": r.train_accuracy[-1],
+             "val_loss": r.val_loss[-1] if r.val_loss else None,
+             "val_accuracy": r.val_accuracy[-1] if r.val_accuracy else None,
+             "learning_rate": learning_rate(optimizer)},
+            e + 1,
+        )
         val = f" val_acc {r.val_accuracy[-1]:.4f}" if r.val_accuracy else ""
         log.info(
             "epoch %d/%d: loss %.4f train_acc %.4f%s (%.0fs)",

@@ -43,6 +43,7 @@ from nas_tf.tasks.text.child import lm_sgd
 from nas_tf.tasks.text.train import LMTrainResult, evaluate_perplexity, train_language_model
 from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir, write_chief_outputs
 from nas_tf.training.optimizer import SGDConfig
+from nas_tf.training.summaries import TrainingSummaries, learning_rate
 from nas_tf.utils.io import atomic_write_json
 
 log = logging.getLogger("nas_tf.final")
@@ -148,8 +149,17 @@ def train_final_lm(
         saved = checkpoints.restore(latest)
     result = LMTrainResult(**saved["history"]) if saved else LMTrainResult()
 
+    summaries = TrainingSummaries(model_dir, write=chief)
+    if checkpoints.epochs_done == 0:
+        summaries.graph(model, tf.TensorSpec((None, None), tf.int32))
+
     def save_epoch(e: int, r: LMTrainResult) -> None:
         checkpoints.save(e + 1, {**base, "epochs_done": e + 1, "history": dataclasses.asdict(r)})
+        summaries.epoch(
+            {"perplexity": r.train_perplexity[-1], "val_perplexity": r.val_perplexity[-1] if r.val_perplexity else None,
+             "learning_rate": learning_rate(optimizer)},
+            e + 1,
+        )
         log.info(
             "epoch %d/%d: train_ppl %.2f val_ppl %.2f (%.0fs)",
             e + 1, config.epochs, r.train_perplexity[-1], r.val_perplexity[-1], r.wall_time,
