@@ -62,7 +62,8 @@ def test_the_main_job_searches_with_the_default_op_selection_retrains_and_export
     assert summary["search"]["trace_counts"] == {"train_step": 1, "reward_step": 1}
     assert summary["search"]["controller_updates"] == 2
     assert "epoch 0 (1/1) shared weights" in stderr and "derived 3 architectures" in stderr
-    assert "the first step traces the supernet" in stderr and "All log messages before absl" not in stderr
+    assert "the first step traces the supernet" in stderr and "traced the shared-weights step in" in stderr
+    assert "All log messages before absl" not in stderr
     model_dir = root / "micro"
     for name in ("history.jsonl", "epochs.jsonl", "derived.jsonl", "best_arch.json", "best.json", "flags.json",
                  "checkpoints", "tensorboard", "final/metrics.json", "final/model.keras", "final/saved_model",

@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
+import time
 from typing import Any, Callable
 
 import keras
@@ -59,6 +61,9 @@ from nas_tf.data.images import ImageData
 from nas_tf.search.one_shot import SharedWeightsTask
 from nas_tf.training.optimizer import cosine_restart_lr
 from nas_tf.utils.keras_private import PreReducedSGD, sublayers
+from nas_tf.utils.progress import format_duration
+
+log = logging.getLogger("nas_tf.search")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +135,7 @@ class ImageSupernetTask(SharedWeightsTask):
         self.supernet = supernet
         self.data = data
         self.cfg = config
+        self._announced = False
         self.strategy = strategy
         self.replicas = num_replicas(strategy)
         # The task all-reduces the gradients itself (to clip their global norm as one
@@ -287,7 +293,12 @@ class ImageSupernetTask(SharedWeightsTask):
         if self.replicas > 1:
             ds = self._distribute(ds)
         for x, y in ds:
+            t0 = time.time()
             loss, acc = self._train_step(x, y, tf.constant(sample_tokens(), tf.int32))
+            if not losses and self._train_step.experimental_get_tracing_count() == 1 and not self._announced:
+                self._announced = True
+                log.info("traced the shared-weights step in %s (once per search: every architecture reuses it)",
+                         format_duration(time.time() - t0))
             losses.append(float(loss))
             accs.append(float(acc))
             if not math.isfinite(losses[-1]):

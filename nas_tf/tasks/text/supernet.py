@@ -15,7 +15,9 @@ input signature: one trace per search (``trace_counts``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import time
 from typing import Any, Callable
 
 import keras
@@ -25,6 +27,9 @@ import tensorflow as tf
 from nas_tf.data.text import TextCorpus
 from nas_tf.models.enas_rnn import EnasRnnSupernetLM
 from nas_tf.search.one_shot import SharedWeightsTask
+from nas_tf.utils.progress import format_duration
+
+log = logging.getLogger("nas_tf.search")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +109,7 @@ class LMSupernetTask(SharedWeightsTask):
         self.supernet = supernet
         self.corpus = corpus
         self.cfg = config
+        self._announced = False
         if not supernet.built:
             supernet.build()
         self.n_windows = corpus.num_windows("train", config.batch_size, config.bptt)
@@ -162,8 +168,13 @@ class LMSupernetTask(SharedWeightsTask):
             if k >= first + per_epoch:
                 break
             arch = tf.constant(sample_tokens(), tf.int32)
+            t0 = time.time()
             loss, states = self._train_step(tf.constant(x), tf.constant(y), states, arch)
             loss = float(loss)
+            if steps == 0 and self._train_step.experimental_get_tracing_count() == 1 and not self._announced:
+                self._announced = True
+                log.info("traced the shared-weights step in %s (once per search: every architecture reuses it)",
+                         format_duration(time.time() - t0))
             if not math.isfinite(loss):
                 raise FloatingPointError(f"shared-weights loss became {loss} in epoch {epoch + 1}, step {steps + 1}")
             total += loss * y.size
