@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NASNet benchmarks: networks vs keras.applications, controller steps, search strategies.
+"""NASNet benchmarks: networks vs keras.applications, controller steps, searchers.
 
 Three tables, each written into its section of docs/benchmarks.md
 (``nasnet_models``, ``nasnet_controller``, ``nasnet_search``; a report, not a

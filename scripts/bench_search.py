@@ -83,7 +83,7 @@ def main(argv):
 Embedded digits (1,200 train / 300 validation images), NAS macro-CNN space with
 {FLAGS.start_depth} layers, {FLAGS.child_epochs} epochs per child, reward = (best validation accuracy
 of the last 5 epochs)^3, {FLAGS.archs_per_step} children per controller step, controller lr
-{FLAGS.controller_lr}, seed {FLAGS.seed}. Both strategies train the same number of children with
+{FLAGS.controller_lr}, seed {FLAGS.seed}. Both searchers train the same number of children with
 the same child training; rewards as the budget is spent:
 
 {markdown_table(headers, rows)}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import run_cluster, run_script, start_cluster
+from conftest import run_cluster, run_main, start_cluster
 from nas_tf.utils import read_jsonl
 
 # A small macro search: 2 layers, 4 filters, 3 shared steps of 2 x 16 examples per epoch.
@@ -77,12 +77,12 @@ def test_shared_step_on_two_replicas_matches_one_device():
 @pytest.mark.slow  # the library-level step test covers mirrored; keeps the default run short
 def test_search_enas_mirrored_runs_to_the_end_and_retrains(tmp_path):
     model_dir = tmp_path / "run"
-    out = run_script(
+    code, out, err = run_main(
         "search_enas.py", f"--model_dir={model_dir}", *SMALL, "--strategy=mirrored", "--num_cpu_devices=2",
         "--final_epochs=1", "--noexport",
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = _summary(out.stdout)
+    assert code == 0, err[-3000:]
+    summary = _summary(out)
     assert summary["search"]["replicas"] == 2 and summary["search"]["controller_updates"] == 4
     assert summary["search"]["trace_counts"] == {"train_step": 1, "reward_step": 1}
     epochs = read_jsonl(model_dir / "epochs.jsonl")
@@ -141,11 +141,15 @@ def test_multi_worker_search_killed_and_resumed_runs_to_the_end_and_only_the_chi
     assert keys == [(u, s) for u in range(4) for s in range(2)] and len(rows) == ROWS
     assert [e["epoch"] for e in read_jsonl(model_dir / "epochs.jsonl")] == [0, 1]
     assert len(read_jsonl(model_dir / "derived.jsonl")) == 3
-    assert len(os.listdir(model_dir / "tensorboard")) == 2
+    events = [n for n in os.listdir(model_dir / "tensorboard") if n.startswith("events.out")]
+    assert len(events) == 2  # one file per run of the chief (the workers write none)
+    assert sorted(os.listdir(model_dir / "tensorboard" / "children")) == [  # the derived archs' HParams trials
+        f"derived_{i:03d}" for i in range(3)] + [n for n in os.listdir(model_dir / "tensorboard" / "children")
+                                                 if n.startswith("events.out")]
     assert not os.listdir(tmp)
     assert sorted(os.listdir(model_dir)) == sorted(
-        ["best.json", "best_arch.json", "checkpoints", "derived.jsonl", "epochs.jsonl", "final", "flags.json",
-         "history.jsonl", "search_config.json", "summary.json", "tensorboard"]
+        ["best.json", "best_arch.json", "best_arch.png", "best_arch.svg", "checkpoints", "derived.jsonl", "epochs.jsonl",
+         "final", "flags.json", "history.jsonl", "search_config.json", "summary.json", "tensorboard"]
     )
     with open(model_dir / "summary.json") as f:
         assert json.load(f)["controller_updates"] == 4

@@ -223,16 +223,15 @@ def test_async_controller_with_two_children_in_flight_out_of_order_and_its_resum
     assert [r["staleness"] for r in rows] == [r["staleness"] for r in reference]
 
 
-@pytest.mark.slow  # keeps the default run well under 30 minutes on 2 cores
 def test_children_under_mirrored_on_two_cpu_devices_match_one_device(tmp_path):
     common = ["--num_architectures=2", "--archs_per_step=2", "--child_epochs=2", "--child_steps_per_epoch=5",
               "--start_depth=2", "--algorithm=random"]
-    one = run_script("search_nas.py", f"--model_dir={tmp_path / 'one'}", *common, "--strategy=one_device",
-                     "--child_batch_size=32")
-    two = run_script("search_nas.py", f"--model_dir={tmp_path / 'two'}", *common, "--strategy=mirrored",
-                     "--num_cpu_devices=2", "--child_batch_size=16")  # per replica: the same global batch
-    assert one.returncode == 0, one.stderr[-3000:]
-    assert two.returncode == 0, two.stderr[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'one'}", *common, "--strategy=one_device",
+                            "--child_batch_size=32")
+    assert code == 0, err[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'two'}", *common, "--strategy=mirrored",
+                            "--num_cpu_devices=2", "--child_batch_size=16")  # per replica: the same global batch
+    assert code == 0, err[-3000:]
     a, b = _rows(tmp_path / "one"), _rows(tmp_path / "two")
     for x, y in zip(a, b):
         assert x["tokens"] == y["tokens"]
@@ -314,15 +313,15 @@ def test_a_worker_started_with_other_settings_is_refused(tmp_path):
     assert not os.path.exists(tmp_path / "history.jsonl")
 
 
-@pytest.mark.slow  # keeps the default run well under 30 minutes on 2 cores
+@pytest.mark.slow  # the image children above cover the mirrored child trainer in the default run
 def test_recurrent_cell_children_under_mirrored_match_one_device(tmp_path):
     common = ["--space=nas_rnn", "--num_architectures=2", "--archs_per_step=2", "--child_epochs=1",
               "--child_steps_per_epoch=5", "--algorithm=random", "--lm_units=16", "--child_lr=1"]
-    one = run_script("search_nas.py", f"--model_dir={tmp_path / 'one'}", *common, "--child_batch_size=16")
-    two = run_script("search_nas.py", f"--model_dir={tmp_path / 'two'}", *common, "--strategy=mirrored",
-                     "--num_cpu_devices=2", "--child_batch_size=8")  # rows per replica: the same 16 rows
-    assert one.returncode == 0, one.stderr[-3000:]
-    assert two.returncode == 0, two.stderr[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'one'}", *common, "--child_batch_size=16")
+    assert code == 0, err[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'two'}", *common, "--strategy=mirrored",
+                            "--num_cpu_devices=2", "--child_batch_size=8")  # rows per replica: the same 16 rows
+    assert code == 0, err[-3000:]
     for x, y in zip(_rows(tmp_path / "one"), _rows(tmp_path / "two")):
         assert x["tokens"] == y["tokens"] and x["status"] == y["status"] == "ok"
         # Float summation order only (measured: ~1e-5 relative on the perplexity of these random cells).

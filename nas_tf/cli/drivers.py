@@ -217,13 +217,12 @@ def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
     from nas_tf.distribute import worker_info
     from nas_tf.search import MultiTrialSearch
     from nas_tf.search.evaluators import WorkerStartError
-
     from nas_tf.viz.callbacks import search_callbacks
 
-    searcher = configs.searcher(space)
     config = configs.search_config(start_depth=start_depth)
-    evaluator, cluster = search_evaluator(spec)
+    evaluator, cluster = search_evaluator(spec)  # before any TensorFlow op: the strategy may need it
     try:
+        searcher = configs.searcher(space)
         search = MultiTrialSearch(space, searcher, evaluator, config, cluster=cluster, callbacks=search_callbacks())
         chief = worker_info(cluster).is_chief
         try:

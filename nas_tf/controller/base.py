@@ -43,5 +43,5 @@ class Searcher(abc.ABC):
         """The settings, JSON-able (written to the run directory)."""
 
     def entropy(self, decisions: DecisionList, tokens: np.ndarray) -> float | None:
-        """Mean policy entropy at ``tokens`` (None for strategies without a policy)."""
+        """Mean policy entropy at ``tokens`` (None for searchers without a policy)."""
         return None

@@ -46,7 +46,7 @@ BASELINE_MODES = ("per_arch", "per_batch")
 
 
 class PolicyGradientSearcher(Searcher):
-    """Shared part of the policy-gradient strategies (REINFORCE, PPO).
+    """Shared part of the policy-gradient searchers (REINFORCE, PPO).
 
     Holds the controller, its Adam optimizer, the moving-average baseline, the
     random-number generator used for sampling, and the number of updates.

@@ -123,7 +123,16 @@ def make_strategy(name: str = "auto", num_gpus: int | None = None, num_cpu_devic
         devices = [f"/cpu:{i}" for i in range(num_cpu_devices)]
     else:
         devices = ["/cpu:0"]
-    return tf.distribute.MirroredStrategy(devices)
+    # One MirroredStrategy per device list and process: TensorFlow numbers the collectives of every
+    # MirroredStrategy from the same start (TF 2.21), so two instances used in one process (a notebook,
+    # a test session) collide ("Shape mismatch in the collective instance ...") and abort every later one.
+    key = tuple(devices)
+    if key not in _MIRRORED:
+        _MIRRORED[key] = tf.distribute.MirroredStrategy(devices)
+    return _MIRRORED[key]
+
+
+_MIRRORED: dict[tuple[str, ...], tf.distribute.MirroredStrategy] = {}
 
 
 def num_replicas(strategy: tf.distribute.Strategy | None) -> int:
