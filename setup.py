@@ -67,6 +67,8 @@ setup(
         # jax: tests/test_nas_cell.py runs NASCell on the JAX backend too.
         "test": ["pytest>=7", "jax[cpu]"],
         "jax": ["jax[cpu]"],
+        # bench: scripts/bench_latency_search.py draws its scatter plot with matplotlib.
+        "bench": ["matplotlib"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

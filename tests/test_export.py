@@ -126,8 +126,9 @@ tokens, targets = np.load(text_root + "/tokens.npy"), np.load(text_root + "/targ
 lm = tf.saved_model.load(text_root + "/final/saved_model")
 logits = lm.signatures["serving_default"](tokens=tf.constant(tokens))["logits"].numpy()
 sizes = [int(s.shape[-1]) for s in lm.signatures["serve_with_state"].structured_input_signature[1].values() if s.name.startswith("state")]
-first = lm.signatures["serve_with_state"](tokens=tf.constant(tokens[:, :25]), **{f"state_{i}": tf.zeros((4, s)) for i, s in enumerate(sizes)})
-second = lm.signatures["serve_with_state"](tokens=tf.constant(tokens[:, 25:]), **{f"state_{i}": first[f"state_{i}"] for i in range(len(sizes))})
+with_state = lm.signatures["serve_with_state"]
+first = with_state(tokens=tf.constant(tokens[:, :25]), **{f"state_{i}": tf.zeros((4, s)) for i, s in enumerate(sizes)})
+second = with_state(tokens=tf.constant(tokens[:, 25:]), **{f"state_{i}": first[f"state_{i}"] for i in range(len(sizes))})
 streamed = np.concatenate([first["logits"].numpy(), second["logits"].numpy()], axis=1)
 runner = tf.lite.Interpreter(model_path=text_root + "/final/export/model.tflite").get_signature_runner("serving_default")
 tfl = np.concatenate([runner(tokens=tokens[i : i + 1])["logits"] for i in range(len(tokens))])
@@ -362,3 +363,27 @@ def test_export_command_writes_and_checks_tflite_and_refuses_bad_flags(image_run
         assert len(lines) == 1 and message in lines[0], (args, err)
     code, out, err = run_main("export.py", f"--model_dir={model_dir}", "--format=onnx")
     assert code == 2 and "--format" in err and "onnx" in err
+
+
+def test_older_run_directories_export_too(image_run, tmp_path):
+    """A model.keras holding the bare network (written before exports carried the preprocessing) is wrapped
+    with the dataset's; a directory without model.keras is rebuilt from arch.json, metrics.json and checkpoints."""
+    import shutil
+
+    from nas_tf.export import is_image_serving_model, load_trained, network_of
+
+    serving = keras.saving.load_model(os.path.join(image_run["dir"], "model.keras"))
+    x = (np.random.default_rng(3).random((4, 8, 8, 1)) * 16).astype("float32")
+    expected = np.asarray(serving(x))
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(os.path.join(image_run["dir"], "metrics.json"), old)
+    network_of(serving).save(old / "model.keras")
+    trained = load_trained(str(old))
+    assert is_image_serving_model(trained.model) and trained.dataset == "digits" and len(trained.check_inputs) == 64
+    np.testing.assert_allclose(trained.model(x), expected, atol=1e-5)
+    bare = tmp_path / "checkpoints_only"
+    shutil.copytree(image_run["dir"], bare, ignore=shutil.ignore_patterns("model.keras", "saved_model", "export"))
+    trained = load_trained(str(bare))
+    assert trained.source.endswith("checkpoints")
+    np.testing.assert_allclose(trained.model(x), expected, atol=1e-5)

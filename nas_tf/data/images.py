@@ -203,10 +203,10 @@ class ImageData:
     def size(self, split: str) -> int:
         return int(self.splits[split][0].shape[0])
 
-    def with_augmentation(self, **changes: Any) -> "ImageData":
+    def with_augmentation(self, **changes: Any) -> ImageData:
         return dataclasses.replace(self, augmentation=dataclasses.replace(self.augmentation, **changes))
 
-    def subset(self, split: str, num: int) -> "ImageData":
+    def subset(self, split: str, num: int) -> ImageData:
         """A copy whose ``split`` keeps only its first ``num`` examples."""
         x, y = self.splits[split]
         splits = dict(self.splits)

@@ -26,7 +26,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import keras
 
@@ -92,7 +93,7 @@ def measure_costs(
     metrics: Iterable[str] = METRICS,
     *,
     raw=None,
-    latency: LatencySettings = LatencySettings(),
+    latency: LatencySettings | None = None,
 ) -> dict[str, float]:
     """The serving costs of one network: ``{"latency_ms", "flops", "params"}`` (those asked for).
 
@@ -103,7 +104,7 @@ def measure_costs(
         raw: what users of the dataset hold (``ImageData.raw_pixels``): the
             latency is that of the network behind this preprocessing, as
             exported; None measures the network alone.
-        latency: how latency is measured.
+        latency: how latency is measured (None: :class:`LatencySettings` defaults).
     """
     from nas_tf.export.serving import _single_output, image_serving_model, is_language_model
 
@@ -123,7 +124,7 @@ def measure_costs(
         out["flops"] = count_flops(network)
     if "latency_ms" in metrics:
         served = network if language or raw is None else image_serving_model(network, raw)
-        out["latency_ms"] = round(measure_latency_ms(served, latency), 6)
+        out["latency_ms"] = round(measure_latency_ms(served, latency or LatencySettings()), 6)
     return out
 
 
@@ -146,7 +147,7 @@ class CostMeter:
             ``CostObjective.metrics``).
         raw: what users of the dataset hold (``ImageData.raw_pixels``):
             latency is measured with this preprocessing in front.
-        latency: latency settings.
+        latency: latency settings (None: :class:`LatencySettings` defaults).
         context: JSON-able settings that change the network of an arch.
         cache_path: a JSON file to keep the cache in (None: memory only).
 
@@ -162,7 +163,7 @@ class CostMeter:
         metrics: Iterable[str] = METRICS,
         *,
         raw=None,
-        latency: LatencySettings = LatencySettings(),
+        latency: LatencySettings | None = None,
         context: dict[str, Any] | None = None,
         cache_path: str | None = None,
     ):
@@ -171,14 +172,14 @@ class CostMeter:
         if unknown:
             raise ValueError(f"unknown cost metric(s) {unknown}; known: {', '.join(METRICS)}")
         self.raw = raw
-        self.latency = latency
+        self.latency = latency or LatencySettings()
         self.context = dict(context or {})
         self.cache_path = cache_path
         self._lock = threading.Lock()
         self._cache: dict[str, dict[str, float]] = {}
         self.measured = 0  # networks measured (cache misses)
         if cache_path and os.path.exists(cache_path):
-            with open(cache_path, "r", encoding="utf-8") as f:
+            with open(cache_path, encoding="utf-8") as f:
                 self._cache = json.load(f)
 
     def key(self, arch) -> str:

@@ -30,7 +30,8 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -52,6 +53,7 @@ log = logging.getLogger("nas_tf.export")
 
 FORMATS = ("saved_model", "keras", "tflite")
 CHECK_BATCH = 8
+EXPORT_LATENCY = LatencySettings(runs=100, warmup=20)
 
 __all__ = [
     "FORMATS",
@@ -184,7 +186,7 @@ def export(
     quantize: bool = False,
     check: bool = True,
     check_inputs: np.ndarray | None = None,
-    latency: LatencySettings | None = LatencySettings(runs=100, warmup=20),
+    latency: LatencySettings | None = EXPORT_LATENCY,
     keep_custom_ops: bool = False,
 ) -> ExportReport:
     """Writes ``model`` in ``format`` to ``path``, loads it back and compares it with ``model``.
@@ -295,7 +297,7 @@ class Trained:
 def _read_json(path: str) -> dict | None:
     if not os.path.exists(path):
         return None
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 

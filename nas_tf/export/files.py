@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 
 def atomic_export(export_dir: str, write: Callable[[str], None]) -> str:

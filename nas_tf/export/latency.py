@@ -130,19 +130,20 @@ def saved_model_latency_ms(path: str, runs: int = 50, warmup: int = 10) -> float
     return _median_ms(call, runs, warmup)
 
 
-def measure_latency_ms(model: keras.Model, settings: LatencySettings = LatencySettings()) -> float:
+def measure_latency_ms(model: keras.Model, settings: LatencySettings | None = None) -> float:
     """Latency (ms, batch 1) of ``model`` as exported: an image serving model or a language model.
 
     Args:
         model: what is served (:func:`~nas_tf.export.image_serving_model` of a
             network, or a language model).
-        settings: backend, runs, warm-up, threads.
+        settings: backend, runs, warm-up, threads (None: the defaults).
 
     Example:
 
     >>> measure_latency_ms(image_serving_model(net, data.raw_pixels))  # doctest: +SKIP
     0.021
     """
+    settings = settings or LatencySettings()
     if settings.backend == "tflite":
         from nas_tf.export.tflite import convert_to_tflite
 

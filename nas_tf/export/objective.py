@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["CONSTRAINTS", "CostObjective", "CostTarget", "mnas_factor"]
 
@@ -137,7 +138,7 @@ class CostObjective:
         target_params: float = 0.0,
         params_weight: float = MNAS_WEIGHT,
         constraint: str = "soft",
-    ) -> "CostObjective":
+    ) -> CostObjective:
         """The objective of the ``--target_*`` / ``--*_weight`` / ``--cost_constraint`` flags (a target of 0: off).
 
         Raises:

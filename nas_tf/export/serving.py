@@ -16,7 +16,7 @@ vocabulary (one word per line, the word of id ``i`` on line ``i``).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -144,7 +144,7 @@ def write_vocab(path: str, vocab: Sequence[str]) -> str:
 
 def read_vocab(path: str) -> tuple[str, ...]:
     """The vocabulary written by :func:`write_vocab`."""
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         return tuple(line.rstrip("\n") for line in f)
 
 

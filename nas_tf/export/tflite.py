@@ -24,7 +24,7 @@ import contextlib
 import os
 import tempfile
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -98,8 +98,8 @@ def export_tflite(
     >>> runner = tf.lite.Interpreter("runs/final/model.tflite").get_signature_runner()  # doctest: +SKIP
     >>> runner(images=raw_images[:1])["probabilities"]  # doctest: +SKIP
     """
-    from nas_tf.export.serving import VOCAB_FILE, write_vocab
     from nas_tf.export.files import atomic_write_bytes
+    from nas_tf.export.serving import VOCAB_FILE, write_vocab
 
     content = convert_to_tflite(model, quantize=quantize, batch_size=batch_size)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
