@@ -3,10 +3,12 @@
 Latency is measured the way a served model runs: the model is exported (a
 TFLite flatbuffer by default, or a SavedModel), one input of batch 1 is
 fed ``warmup`` times, then ``runs`` timed calls follow; the median of the
-timed calls is the latency, in milliseconds. For TFLite only
+timed calls is the latency, in milliseconds. For a TFLite image model only
 ``Interpreter.invoke`` is timed (the input is set once), so the Python
-overhead of the call stays out; for a SavedModel the call of its
-``serving_default`` signature is timed, reading the result back.
+overhead of the call stays out (a model of several signatures, a language
+model, is timed through its ``serving_default`` runner); for a SavedModel
+the call of its ``serving_default`` signature is timed, reading the result
+back.
 
 Medians of a shared, noisy machine vary by a few percent between runs:
 compare latencies measured in one run, side by side.
