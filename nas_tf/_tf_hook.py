@@ -37,6 +37,7 @@ KERAS_CLASSES = {
     "FactorizedConv": "nas_tf.layers.cell_ops",
     "FactorizedReduction": "nas_tf.layers.cell_ops",
     "IdentityOp": "nas_tf.layers.cell_ops",
+    "ImagePreprocessing": "nas_tf.data.images",
     "LanguageModel": "nas_tf.models.language_model",
     "NASCell": "nas_tf.layers.nas_cell",
     "PaddedConcat": "nas_tf.layers.padded_concat",
@@ -88,24 +89,40 @@ def _register() -> None:
 
 
 class _ImportHook(importlib.abc.MetaPathFinder):
-    """Finds the module ``name`` through the other finders and runs ``then()`` after it loads."""
+    """Finds the module ``name`` through the other finders and runs ``then()`` after it loads.
+
+    The hook stays in ``sys.meta_path`` until the module is executed: a mere
+    ``importlib.util.find_spec(name)`` (TensorFlow's own import asks where
+    ``keras`` is before importing it) does not use it up.
+    """
 
     def __init__(self, name: str, then):
         self.name, self.then = name, then
+        self._finding = False
 
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
+    def _remove(self) -> None:
         try:
             sys.meta_path.remove(self)  # one shot
         except ValueError:
             pass
-        spec = importlib.util.find_spec(fullname)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name or self._finding:
+            return None
+        if fullname in sys.modules:  # imported some other way: nothing left to wait for
+            self._remove()
+            return None
+        self._finding = True  # the other finders, not this one again
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_register(module):
+            self._remove()
             exec_module(module)
             self.then()
 

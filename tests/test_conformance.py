@@ -1,7 +1,7 @@
 """One conformance suite over every class nas_tf registers for Keras serialisation.
 
 For each registered class (cells, cell ops, PaddedConcat, ScheduledDropPath,
-the controller, the language models and supernets): the config round-trips
+the image preprocessing, the controller, the language models and supernets): the config round-trips
 through ``from_config`` and JSON, and a ``.keras`` file of it loads in a fresh
 interpreter after ``import nas_tf`` alone (no ``custom_objects``, nothing else
 of nas_tf imported) and gives the same outputs. A class registered without a
@@ -50,6 +50,7 @@ def _recipes():
     """``{class name: () -> (the object, a Keras model holding it, inputs, outputs of the model)}``."""
     from nas_tf import layers
     from nas_tf.controller import controller_for
+    from nas_tf.data.images import ImagePreprocessing
     from nas_tf.models import build_language_model
     from nas_tf.models.enas_rnn import EnasRnnSupernetLM
     from nas_tf.spaces import EnasRnnSpace, NASCNNSpace
@@ -86,6 +87,7 @@ def _recipes():
         "FactorizedConv": op(layers.FactorizedConv(6, kernel_size=3)),
         "FactorizedReduction": op(layers.FactorizedReduction(6)),
         "IdentityOp": op(layers.IdentityOp(6, strides=2)),
+        "ImagePreprocessing": op(ImagePreprocessing(16.0)),
         "LanguageModel": lm,
         "NASCell": cell(layers.NASCell(6, projection=4)),
         "PaddedConcat": lambda: (
@@ -120,6 +122,7 @@ def _outputs(model, inputs):
 
 def test_every_registered_class_has_a_recipe_and_is_listed_for_lazy_loading():
     import nas_tf.controller  # noqa: F401
+    import nas_tf.data.images  # noqa: F401
     import nas_tf.layers  # noqa: F401
     import nas_tf.models  # noqa: F401
     import nas_tf.models.enas_rnn  # noqa: F401

@@ -16,6 +16,14 @@ Two datasets, one interface (:class:`ImageData`):
 
 Images are kept in memory as uint8/float arrays; :meth:`ImageData.batches`
 builds the ``tf.data`` pipeline (seeded shuffling and augmentation).
+
+What a network sees is not what users hold: the pixels are scaled to [0, 1]
+and every image is standardised (``tf.image.per_image_standardization``).
+:class:`RawPixels` says what the users of a dataset hold (the *raw* images:
+CIFAR-10 as uint8 0-255, the digits as scikit-learn's float counts 0-16), and
+:class:`ImagePreprocessing` is the Keras layer that turns raw images into the
+network's input, so that an exported model carries its preprocessing
+(:mod:`nas_tf.export`).
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ import os
 import pickle
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -49,6 +59,96 @@ class Augmentation:
     cutout: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class RawPixels:
+    """The images the users of a dataset hold, before any preprocessing.
+
+    Args:
+        dtype: ``"uint8"`` or ``"float32"``: the dtype an exported model takes.
+        max_value: the value of a full-intensity pixel (255 for 8-bit
+            images; 16 for the digits, whose pixels count 0-16 set bits of a
+            4x4 block).
+        description: where users get such images.
+
+    Example:
+
+    >>> RAW_PIXELS["cifar10"].dtype, RAW_PIXELS["digits"].max_value
+    ('uint8', 16.0)
+    """
+
+    dtype: str
+    max_value: float
+    description: str = ""
+
+    def __post_init__(self):
+        if self.dtype not in ("uint8", "float32"):
+            raise ValueError(f"RawPixels.dtype must be 'uint8' or 'float32', got {self.dtype!r}")
+        if not self.max_value > 0:
+            raise ValueError(f"RawPixels.max_value must be > 0, got {self.max_value!r}")
+
+
+# What the users of each dataset hold.
+RAW_PIXELS = {
+    "digits": RawPixels(
+        "float32", 16.0,
+        "sklearn.datasets.load_digits().images[..., None]: [N, 8, 8, 1] counts 0-16 (UCI optical digits)",
+    ),
+    "cifar10": RawPixels(
+        "uint8", 255.0,
+        "tfds.load('cifar10') 'image' or the cifar-10-batches-py pickles (as HWC): [N, 32, 32, 3] uint8 0-255",
+    ),
+}
+
+
+@keras.saving.register_keras_serializable(package="nas_tf")
+class ImagePreprocessing(keras.layers.Layer):
+    """Raw pixels to what the networks of :class:`ImageData` are trained on.
+
+    Casts to float32, divides by ``max_value`` (pixels in [0, 1]) and
+    standardises every image to zero mean and unit variance over its pixels
+    and channels, dividing by ``max(stddev, 1 / sqrt(H * W * C))`` as
+    ``tf.image.per_image_standardization`` does (the training pipeline,
+    :meth:`ImageData.batches`, without augmentation).
+
+    Args:
+        max_value: the value of a full-intensity raw pixel (255 for uint8
+            images, 16 for the digits, 1 for pixels already in [0, 1]).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``).
+
+    Example:
+
+    >>> layer = ImagePreprocessing(255.0)
+    >>> y = layer(np.full((1, 4, 4, 3), 7, "uint8"))   # a flat image standardises to zeros
+    >>> float(np.abs(y).max())
+    0.0
+    """
+
+    def __init__(self, max_value: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not max_value > 0:
+            raise ValueError(f"max_value must be a positive number, got {max_value!r}")
+        self.max_value = float(max_value)
+
+    def call(self, images):
+        x = ops.cast(images, "float32") / self.max_value
+        axes = tuple(range(1, len(x.shape)))
+        count = 1
+        for d in x.shape[1:]:
+            count *= d
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        stddev = ops.sqrt(ops.mean(ops.square(x - mean), axis=axes, keepdims=True))
+        return (x - mean) / ops.maximum(stddev, 1.0 / float(count) ** 0.5)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_output_spec(self, images):
+        return keras.KerasTensor(images.shape, dtype="float32")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_value": self.max_value}
+
+
 @dataclasses.dataclass
 class ImageData:
     """An image-classification dataset held in memory.
@@ -59,24 +159,54 @@ class ImageData:
             ``[N, H, W, C]`` (uint8 0-255 or float 0-1), labels int ``[N]``.
         num_classes: number of classes.
         augmentation: training-time augmentation.
+        raw: what users of the dataset hold (None: the images as stored, i.e.
+            uint8 0-255 or float 0-1). The stored images are the raw ones
+            scaled by ``pixel_scale / raw.max_value``.
     """
 
     name: str
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     num_classes: int
     augmentation: Augmentation
+    raw: RawPixels | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.splits["train"][0].shape[1:])
 
+    @property
+    def pixel_scale(self) -> float:
+        """The value of a full-intensity pixel as stored (255 for uint8 images, else 1)."""
+        return 255.0 if self.splits["train"][0].dtype == np.uint8 else 1.0
+
+    @property
+    def raw_pixels(self) -> RawPixels:
+        """What users of the dataset hold (the input of an exported model)."""
+        if self.raw is not None:
+            return self.raw
+        stored = self.splits["train"][0].dtype
+        return RawPixels("uint8" if stored == np.uint8 else "float32", self.pixel_scale, f"the {self.name} images as stored")
+
+    def raw_images(self, split: str) -> np.ndarray:
+        """The images of ``split`` as users hold them (:attr:`raw_pixels`), e.g. the digits 0-16."""
+        x = self.splits[split][0]
+        raw = self.raw_pixels
+        factor = raw.max_value / self.pixel_scale
+        if x.dtype == np.dtype(raw.dtype) and factor == 1.0:
+            return x
+        return (x.astype(np.float64) * factor).astype(raw.dtype)
+
+    def preprocessing(self, name: str = "preprocessing") -> ImagePreprocessing:
+        """The Keras layer from raw images (:attr:`raw_pixels`) to the networks' input."""
+        return ImagePreprocessing(self.raw_pixels.max_value, name=name)
+
     def size(self, split: str) -> int:
         return int(self.splits[split][0].shape[0])
 
-    def with_augmentation(self, **changes: Any) -> "ImageData":
+    def with_augmentation(self, **changes: Any) -> ImageData:
         return dataclasses.replace(self, augmentation=dataclasses.replace(self.augmentation, **changes))
 
-    def subset(self, split: str, num: int) -> "ImageData":
+    def subset(self, split: str, num: int) -> ImageData:
         """A copy whose ``split`` keeps only its first ``num`` examples."""
         x, y = self.splits[split]
         splits = dict(self.splits)
@@ -195,6 +325,7 @@ def load_digits(validation_size: int = 300, test_size: int = 297, seed: int = 0)
         },
         num_classes=10,
         augmentation=Augmentation(upsample=10, flip=False),
+        raw=RAW_PIXELS["digits"],
     )
 
 
@@ -231,7 +362,8 @@ def _cifar_data(x, y, tx, ty, validation_size: int = 5000) -> ImageData:
         splits = {"train": (x, y)}
     splits["test"] = (tx, ty)
     return ImageData(
-        name="cifar10", splits=splits, num_classes=10, augmentation=Augmentation(upsample=40, flip=True)
+        name="cifar10", splits=splits, num_classes=10, augmentation=Augmentation(upsample=40, flip=True),
+        raw=RAW_PIXELS["cifar10"],
     )
 
 

@@ -9,9 +9,18 @@ accuracy, and writes into ``model_dir``:
   resumes from the last finished epoch;
 * ``metrics.json`` -- per-epoch training and validation metrics, final test
   accuracy, parameter count (rewritten atomically after every epoch);
-* ``model.keras`` -- the trained model (Keras format; images to logits,
-  auxiliary heads left out);
-* ``saved_model/`` -- the SavedModel export (``export=True``).
+* ``model.keras`` -- the trained model (Keras format; loads after
+  ``import nas_tf``): the raw images users hold (``data.raw_pixels``: the
+  digits as float counts 0-16, CIFAR-10 as uint8 0-255) to logits, the
+  dataset's preprocessing inside (layer ``preprocessing``), then the
+  network (:func:`nas_tf.export.network_of` returns it: standardised images
+  to logits), auxiliary heads left out;
+* ``saved_model/`` -- the SavedModel export (``export=True``): signature
+  ``serving_default(images)`` -> ``logits``, ``probabilities`` on the same
+  raw images, loadable without nas_tf (:func:`nas_tf.export.export`).
+
+Both are written by :func:`nas_tf.export.export`, which loads each back and
+compares it with the trained model (``metrics.json``: ``exports``).
 
 Under ``MultiWorkerMirroredStrategy`` every worker runs this same function
 on its share of every global batch; only the chief writes ``model_dir``
@@ -208,15 +217,21 @@ def train_final_image(
             # no collective the other workers would have to join.
             saved = _build(arch, data, config)
             saved.set_weights(model.get_weights())
-        # Auxiliary heads only serve training: the saved model maps images to logits.
-        if len(saved.outputs) > 1:
-            inputs = saved.inputs[0] if len(saved.inputs) == 1 else saved.inputs
-            saved = keras.Model(inputs, saved.outputs[0], name=saved.name)
-        saved.save(os.path.join(model_dir, "model.keras"))
-        if export:
-            from nas_tf.export.saved_model import export_saved_model
+        # What is saved serves the raw images users hold: the dataset's preprocessing
+        # in front of the network, auxiliary heads (training only) left out.
+        from nas_tf.export import export as write_export
+        from nas_tf.export import image_serving_model
 
-            export_saved_model(saved, os.path.join(model_dir, "saved_model"))
+        serving = image_serving_model(saved, data.raw_pixels)
+        check = data.raw_images("test")[:64]
+        reports = {"keras": write_export(serving, os.path.join(model_dir, "model.keras"), "keras", check_inputs=check)}
+        if export:
+            reports["saved_model"] = write_export(
+                serving, os.path.join(model_dir, "saved_model"), "saved_model", check_inputs=check
+            )
+        metrics["exports"] = {k: {"max_abs_diff": r.max_abs_diff, "agreement": r.agreement} for k, r in reports.items()}
+        metrics["serving"] = {"input": "images", "dtype": data.raw_pixels.dtype, "max_value": data.raw_pixels.max_value,
+                              "outputs": ["logits", "probabilities"]}
         atomic_write_json(checkpoints.metrics_path, metrics)
 
     write_chief_outputs(strategy, write_outputs)

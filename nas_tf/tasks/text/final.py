@@ -12,10 +12,17 @@ and writes into ``model_dir`` (the same layout as the image path,
   resumes from the last finished epoch;
 * ``metrics.json`` -- per-epoch train and validation perplexity, test
   perplexity, parameter count (rewritten atomically after every epoch);
-* ``model.keras`` -- the trained model (Keras format; ``import nas_tf.models``
-  before loading it);
-* ``saved_model/`` -- the SavedModel export (``export=True``), with the
-  endpoints ``serve(tokens)`` and ``serve_with_state(tokens, *states)``.
+* ``model.keras`` -- the trained model (Keras format; loads after
+  ``import nas_tf``): int32 token ids to logits and states;
+* ``vocab.txt`` -- the vocabulary: line ``i`` is the word of id ``i``;
+* ``saved_model/`` -- the SavedModel export (``export=True``), loadable
+  without nas_tf: the signature ``serving_default(tokens)`` -> ``logits``,
+  ``probabilities``; ``serve_with_state(tokens, *states)`` to carry the
+  recurrent states across calls; ``serve(tokens)``; the vocabulary in
+  ``assets.extra/vocab.txt``.
+
+Both are written by :func:`nas_tf.export.export`, which loads each back and
+compares it with the trained model (``metrics.json``: ``exports``).
 
 Under a ``tf.distribute`` strategy of several replicas the language model is
 trained data-parallel over the rows of every window
@@ -200,11 +207,21 @@ def train_final_lm(
             # distributed variables in the files, no collective to join.
             saved_model = build_language_model(corpus.vocab_size, arch, seed=config.seed, **config.model_options)
             saved_model.set_weights(model.get_weights())
-        saved_model.save(os.path.join(model_dir, "model.keras"))
-        if export:
-            from nas_tf.export.saved_model import export_language_model
+        from nas_tf.export import export as write_export
+        from nas_tf.export.exporter import token_rows
 
-            export_language_model(saved_model, os.path.join(model_dir, "saved_model"))
+        # model.keras with vocab.txt beside it; the SavedModel ships the vocabulary too.
+        check = token_rows(corpus)
+        vocab = corpus.vocab
+        reports = {"keras": write_export(saved_model, os.path.join(model_dir, "model.keras"), "keras", vocab=vocab,
+                                         check_inputs=check)}
+        if export:
+            reports["saved_model"] = write_export(
+                saved_model, os.path.join(model_dir, "saved_model"), "saved_model", vocab=vocab, check_inputs=check
+            )
+        metrics["exports"] = {k: {"max_abs_diff": r.max_abs_diff} for k, r in reports.items()}
+        metrics["serving"] = {"input": "tokens", "dtype": "int32", "vocabulary": "vocab.txt",
+                              "outputs": ["logits", "probabilities"]}
         atomic_write_json(checkpoints.metrics_path, metrics)
 
     write_chief_outputs(strategy, write_outputs)
