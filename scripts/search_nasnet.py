@@ -34,6 +34,7 @@ cli.define_nasnet_space_flags()
 cli.define_nasnet_network_flags(num_cells=1, num_conv_filters=8)
 cli.define_child_flags()
 cli.define_image_reward_flags()
+cli.define_cost_flags()
 cli.define_data_flags(default="digits", datasets=("digits", "cifar10"))
 cli.define_search_execution_flags()
 # The NASNet search's own settings (paper, appendix A): a 1-layer LSTM of 100

@@ -38,6 +38,10 @@ CASES = [
     ("search_nas.py", ["--space=nas_rnn", "--reward_exponent=2"], "--reward_exponent does not apply to --space=nas_rnn", 1),
     ("search_nas.py", ["--child_timeout=10"], "--child_timeout=10 needs --parallel_children", 1),
     ("search_nas.py", ["--benchmark=nats"], "--benchmark does not apply to --space=nas_cnn", 1),
+    ("search_nas.py", ["--target_latency_ms=1", "--latency_weight=0.5"],
+     "--latency_weight=0.5: the weight must be negative", 1),
+    ("search_nas.py", ["--space=nas_rnn", "--target_latency_ms=1"], "--target_latency_ms does not apply to --space=nas_rnn", 1),
+    ("search_enas.py", ["--space=rnn", "--target_flops=1e6"], "--target_flops does not apply to --space=rnn", 1),
     ("search_nas.py", ["--space=nb201", "--benchmark=analog_nasbench", "--child_epochs=3"],
      "--child_epochs does not apply to --benchmark=analog_nasbench (children are read from the table, not trained)", 1),
     ("search_nas.py", ["--space=nb201", "--benchmark_dir=/no/such/dir"], "--benchmark_dir=/no/such/dir: /no/such/dir", 1),
@@ -145,7 +149,7 @@ def test_every_option_of_a_search_is_bound_to_its_flag():
         "FinalLMConfig": set(),
     }
     cases = [
-        ("search_nas.py", ImageChildConfig, "child_", configs.CHILD_RENAMES, ("builder_options",)),
+        ("search_nas.py", ImageChildConfig, "child_", configs.CHILD_RENAMES, ("builder_options", "costs", "latency")),
         ("search_nas.py", LMChildConfig, "child_", configs.CHILD_RENAMES, ("model_options",)),
         ("search_nas.py", SearchConfig, "", None, ()),
         ("search_enas.py", OneShotConfig, "", None, ()),
@@ -204,6 +208,19 @@ def test_help_shows_the_defaults_that_apply(script, table, default, label):
         topics = ("final training", "data", "execution") if script == "train_final.py" else ("search", "controller", "data")
         for topic in topics:
             assert f"nas_tf: {topic}:" in text
+
+
+def test_cost_targets_reach_the_child_config():
+    with script_flags("search_nas.py"):
+        FLAGS(["search_nas.py", "--target_latency_ms=0.5", "--latency_weight=-1", "--cost_constraint=hard",
+               "--target_params=20000", "--latency_runs=7"])
+        config = configs.image_child_config()
+    assert config.costs.constraint == "hard" and config.latency.runs == 7
+    assert [(t.metric, t.target, t.weight) for t in config.costs.targets] == [("latency_ms", 0.5, -1.0),
+                                                                               ("params", 20000.0, -0.07)]
+    with script_flags("search_nas.py"):
+        FLAGS(["search_nas.py"])
+        assert not configs.image_child_config().costs.active  # no target: the accuracy alone
 
 
 def test_enas_rnn_runs_with_the_rnn_defaults_unless_given():

@@ -163,3 +163,37 @@ def test_final_training_logs_its_curves_and_graph_to_tensorboard(tmp_path):
     history = json.load(open(tmp_path / "metrics.json"))["history"]
     assert values["loss"] == pytest.approx(history["train_loss"]) and values["val_accuracy"] == pytest.approx(history["val_accuracy"])
     assert 0.1 > values["learning_rate"][0] > values["learning_rate"][1]  # the cosine schedule from lr 0.1
+
+
+def test_latency_aware_search_records_costs_and_rewards_the_mnas_form(tmp_path):
+    """--target_latency_ms: each child's latency (TFLite, batch 1), FLOPs and parameters in its row, and
+    reward = (val_acc * (latency / target) ** w) ** exponent (soft MnasNet form)."""
+    code, _, err = run_main(
+        "search_nas.py", f"--model_dir={tmp_path}", "--num_architectures=2", "--archs_per_step=2", "--child_epochs=1",
+        "--child_steps_per_epoch=3", "--start_depth=1", "--target_latency_ms=0.01", "--latency_weight=-0.5",
+        "--latency_runs=3",
+    )
+    assert code == 0, err[-3000:]
+    rows = read_jsonl(tmp_path / "history.jsonl")
+    for row in rows:
+        assert row["latency_ms"] > 0 and row["flops"] > 0 and row["params"] > 0
+        expected = (row["val_accuracy"] * (row["latency_ms"] / 0.01) ** -0.5) ** 3
+        assert row["reward"] == pytest.approx(expected, rel=1e-5)
+    with open(tmp_path / "search_config.json") as f:  # a changed target is a changed search
+        assert json.load(f)["evaluator"]["costs"]["targets"][0] == {"metric": "latency_ms", "target": 0.01, "weight": -0.5}
+
+
+def test_size_aware_enas_derivation_trades_score_against_the_final_networks_parameters(tmp_path):
+    code, out, err = run_main(
+        "search_enas.py", "--space=macro", f"--model_dir={tmp_path}", "--enas_layers=2", "--enas_filters=4",
+        "--num_epochs=1", "--controller_steps=1", "--controller_aggregate=2", "--derive_samples=3",
+        "--derive_batches=1", "--shared_steps_per_epoch=2", "--final_epochs=0", "--target_params=5000",
+        "--params_weight=-1", "--cost_constraint=hard",
+    )
+    assert code == 0, err[-3000:]
+    derived = read_jsonl(tmp_path / "derived.jsonl")
+    for row in derived:
+        factor = min(1.0, (row["params"] / 5000) ** -1)  # hard: a penalty over the target only
+        assert row["reward"] == pytest.approx(row["score"] * factor, rel=1e-6)
+    best = json.load(open(tmp_path / "best.json"))
+    assert best["reward"] == max(r["reward"] for r in derived)

@@ -109,6 +109,10 @@ FINAL_DEFAULTS = {
 }
 
 
+_COST_FLAGS = (
+    "target_latency_ms", "latency_weight", "target_flops", "flops_weight", "target_params", "params_weight",
+    "cost_constraint", "latency_backend", "latency_runs", "latency_threads",
+)
 _LM_FLAGS = (
     "lm_units", "lm_layers", "lm_embedding_dim", "lm_tie_weights", "lm_bptt", "lm_embedding_dropout",
     "lm_input_dropout", "lm_output_dropout", "lm_recurrent_dropout", "lm_clip_norm", "lm_eval_batch_size",
@@ -130,7 +134,7 @@ NAS_APPLIES = applies_to({
         "filter_heights", "filter_widths", "num_filters", "predict_strides", "strides", "skip_connections",
         "max_pool_after", "start_depth", "depth_increment", "depth_increment_every", "max_depth", "skip_form",
     ),
-    ("nas_cnn", "nb201"): ("reward_exponent", "download_data"),
+    ("nas_cnn", "nb201"): ("reward_exponent", "download_data") + _COST_FLAGS,
     ("nas_rnn",): ("rnn_base", "rnn_combinations", "rnn_activations", "reward_c") + _LM_FLAGS,
     ("nb201",): ("benchmark", "benchmark_dir"),
 })
@@ -140,7 +144,7 @@ _CHILD_TRAINING_FLAGS = (
     "child_lr_schedule", "child_steps_per_epoch", "reward_window", "reward_exponent", "max_child_params", "dataset",
     "data_dir", "download_data", "parallel_children", "child_devices", "child_timeout", "child_retries",
     "child_threads", "num_gpus", "num_cpu_devices",
-)
+) + _COST_FLAGS
 TABULAR_APPLIES = applies_to({("trained",): _CHILD_TRAINING_FLAGS})
 ENAS_APPLIES = applies_to({
     ("macro",): ("enas_layers", "skip_target", "skip_weight", "skip_form"),
@@ -152,7 +156,7 @@ ENAS_APPLIES = applies_to({
     ("macro", "micro"): (
         "enas_filters", "op_selection", "shared_lr_min", "shared_lr_t0", "shared_lr_t_mul", "final_cutout",
         "download_data", "num_cpu_devices", "num_gpus",
-    ),
+    ) + _COST_FLAGS,
     ("rnn",): ("reward_c", "lm_x_dropout", "distance_prior", "distance_scaled_input", "tie_activation_logits") + _LM_FLAGS,
 })
 FINAL_APPLIES = applies_to({
@@ -482,10 +486,30 @@ CHILD_RENAMES = {
 }
 
 
+def cost_settings() -> dict[str, Any]:
+    """The ``costs`` and ``latency`` of an image child config from the --target_* flags (none defined: no costs)."""
+    from nas_tf.export.latency import LatencySettings
+    from nas_tf.export.objective import CostObjective
+
+    if "target_latency_ms" not in FLAGS:
+        return {}
+    try:
+        costs = CostObjective.from_settings(
+            target_latency_ms=FLAGS.target_latency_ms, latency_weight=FLAGS.latency_weight,
+            target_flops=FLAGS.target_flops, flops_weight=FLAGS.flops_weight,
+            target_params=FLAGS.target_params, params_weight=FLAGS.params_weight,
+            constraint=FLAGS.cost_constraint,
+        )
+        latency = LatencySettings(backend=FLAGS.latency_backend, runs=FLAGS.latency_runs, num_threads=FLAGS.latency_threads)
+    except ValueError as e:
+        raise FlagError(str(e)) from None
+    return {"costs": costs, "latency": latency}
+
+
 def image_child_config(**builder_options: Any):
     from nas_tf.tasks import ImageChildConfig
 
-    return config_from_flags(ImageChildConfig, "child_", CHILD_RENAMES, builder_options=builder_options)
+    return config_from_flags(ImageChildConfig, "child_", CHILD_RENAMES, builder_options=builder_options, **cost_settings())
 
 
 def lm_child_config():

@@ -314,7 +314,35 @@ def _enas_task(space, strategy):
     data = configs.load_data("image")
     with strategy.scope():  # the shared weights (and their optimizer, in the task) are distributed variables
         supernet = configs.enas_image_supernet(space, data)
-    return ImageSupernetTask(supernet, data, configs.shared_training_config(), strategy=strategy), data
+    costs = {}
+    settings = configs.cost_settings()
+    if settings and settings["costs"].active:  # latency-aware derivation: the final network's serving costs
+        from nas_tf.export.cost import CostAwareReward, CostMeter
+        from nas_tf.models import build_image_model
+
+        options = _enas_final_options()
+        meter = CostMeter(raw=data.raw_pixels, latency=settings["latency"],
+                          context={"dataset": data.name, "input_shape": list(data.input_shape), "builder_options": options})
+        costs = dict(
+            cost_reward=CostAwareReward(settings["costs"], meter),
+            final_builder=lambda arch: build_image_model(arch, data.input_shape, data.num_classes, **options),
+        )
+    return ImageSupernetTask(supernet, data, configs.shared_training_config(), strategy=strategy, **costs), data
+
+
+def _enas_final_options() -> dict[str, Any]:
+    """Builder options of the final network of a derived arch (micro: NASNet stacking of the cells, stem 3F)."""
+    if FLAGS.space != "micro":
+        return {}
+    return dict(
+        num_cells=FLAGS.final_cells,
+        num_conv_filters=FLAGS.final_filters,
+        skeleton="cifar",
+        stem_multiplier=3.0,
+        adjust_first_prev=True,
+        drop_path_keep_prob=FLAGS.final_drop_path_keep_prob,
+        aux_head=FLAGS.final_aux_head,
+    )
 
 
 def _enas_retrain(arch, data, model_dir: str, strategy) -> dict:
@@ -325,19 +353,9 @@ def _enas_retrain(arch, data, model_dir: str, strategy) -> dict:
     if task.name == "text":
         config = configs.final_lm_config(epochs=FLAGS.final_epochs)
         return task.train_final(arch, data, model_dir, config, export=FLAGS.export)
-    options = {}
-    if FLAGS.space == "micro":
-        # ENAS final networks: NASNet stacking of the cells, stem 3F, drop path.
-        options = dict(
-            num_cells=FLAGS.final_cells,
-            num_conv_filters=FLAGS.final_filters,
-            skeleton="cifar",
-            stem_multiplier=3.0,
-            adjust_first_prev=True,
-            drop_path_keep_prob=FLAGS.final_drop_path_keep_prob,
-            aux_head=FLAGS.final_aux_head,
-        )
-    config = FinalImageConfig(epochs=FLAGS.final_epochs, cutout=FLAGS.final_cutout, seed=FLAGS.seed, builder_options=options)
+    config = FinalImageConfig(
+        epochs=FLAGS.final_epochs, cutout=FLAGS.final_cutout, seed=FLAGS.seed, builder_options=_enas_final_options()
+    )
     return task.train_final(arch, data, model_dir, config, export=FLAGS.export, strategy=strategy)
 
 

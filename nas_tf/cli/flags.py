@@ -329,6 +329,29 @@ def define_image_reward_flags() -> None:
     CHILD.float("reward_exponent", 3.0, "Image children: reward = (best validation accuracy)^exponent.", lower_bound=0.0)
 
 
+def define_cost_flags() -> None:
+    """Serving costs the reward of image children trades accuracy against (MnasNet; Vertex AI NAS)."""
+    CHILD.float(
+        "target_latency_ms", 0.0,
+        "Latency-aware search: reward = accuracy * (latency / target) ** --latency_weight, the latency measured on "
+        "the child as exported (batch 1; 0: off).", lower_bound=0.0,
+    )
+    CHILD.float("latency_weight", -0.07, "The exponent w of the latency factor (< 0; MnasNet: -0.07 soft, -1 hard).")
+    CHILD.float("target_flops", 0.0, "FLOPs-aware search: target FLOPs of a child at batch 1 (0: off).", lower_bound=0.0)
+    CHILD.float("flops_weight", -0.07, "The exponent w of the FLOPs factor (< 0).")
+    CHILD.float("target_params", 0.0, "Size-aware search: target parameters of a child (0: off).", lower_bound=0.0)
+    CHILD.float("params_weight", -0.07, "The exponent w of the parameters factor (< 0).")
+    CHILD.enum(
+        "cost_constraint", "soft", ["soft", "hard"],
+        "soft: a bonus under the target and a penalty over it (MnasNet); hard: a penalty over the target only "
+        "(Vertex AI NAS's hard limit).",
+    )
+    CHILD.enum("latency_backend", "tflite", ["tflite", "saved_model"], "What latency is measured on: the TFLite "
+               "interpreter or a TensorFlow SavedModel, on this machine's CPU.")
+    CHILD.integer("latency_runs", 50, "Timed runs per latency measurement (the median is kept).", lower_bound=1)
+    CHILD.integer("latency_threads", 1, "Threads of the TFLite interpreter when timing.", lower_bound=1)
+
+
 def define_lm_reward_flags() -> None:
     """The reward of recurrent-cell children."""
     CHILD.float(

@@ -477,6 +477,8 @@ class MultiTrialSearch:
             "reason": result.reason,
             "val_accuracy": result.metrics.get("val_accuracy"),
             "params": result.metrics.get("params"),
+            "latency_ms": result.metrics.get("latency_ms"),
+            "flops": result.metrics.get("flops"),
             "wall_time": round(float(result.wall_time), 3),
             "seed": child_seed(self.config.seed, result.index),
             "metrics": result.metrics,

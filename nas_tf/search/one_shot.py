@@ -106,6 +106,14 @@ class SharedWeightsTask(abc.ABC):
         """How often each tf.function of the task was traced."""
         return {}
 
+    def derive_reward(self, arch: Arch, accuracy: float) -> tuple[float, dict[str, float]]:
+        """The reward of a derived arch (the one written to ``best_arch.json``) from its score.
+
+        The default is the score itself; an image task with serving-cost
+        targets trades it against the costs of the arch's final network.
+        """
+        return accuracy, {}
+
     @property
     def distribute_strategy(self) -> tf.distribute.Strategy | None:
         """The ``tf.distribute`` strategy of the shared weights (None: one device)."""
@@ -326,9 +334,13 @@ class OneShotSearch:
         means, agreed = self._agree(means)  # the chief's scores on every worker
         if not agreed:
             log.warning("the workers' scores of the derived archs differ (float noise); the chief's are used")
+        rewards = [list(self.task.derive_reward(self.arch_for_output(self.space.from_tokens(t)), m))
+                   for t, m in zip(tokens, means)]
+        rewards, _ = self._agree(rewards)  # measured costs (latency) are the chief's too
         scored = [
-            {"reward": reward, "tokens": [int(v) for v in t], "arch": self.space.from_tokens(t).to_dict()}
-            for t, reward in zip(tokens, means)
+            {"reward": reward, **({"score": score, **costs} if costs else {}), "tokens": [int(v) for v in t],
+             "arch": self.space.from_tokens(t).to_dict()}
+            for t, score, (reward, costs) in zip(tokens, means, rewards)
         ]
         best = max(scored, key=lambda r: r["reward"])
         arch = self.arch_for_output(self.space.from_tokens(best["tokens"]))

@@ -63,6 +63,10 @@ class ChildTrainer(abc.ABC):
     def train_and_score(self, model: keras.Model, request: ChildRequest) -> tuple[float, dict[str, Any]]:
         """Trains ``model``; returns the reward and JSON-able metrics."""
 
+    def adjust_reward(self, request: ChildRequest, reward: float, metrics: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """The final reward from the trained child's (e.g. its serving costs); called outside the strategy's scope."""
+        return reward, metrics
+
     def settings(self) -> dict[str, Any]:
         """JSON-able description (written to the run directory)."""
         return dataclasses.asdict(self.config)
@@ -86,6 +90,7 @@ class ChildTrainer(abc.ABC):
         try:
             with self._scope():
                 reward, metrics = self.train_and_score(model, request)
+            reward, metrics = self.adjust_reward(request, reward, metrics)
         except Exception as e:
             return failure_result(request.index, e, time.time() - start, params=params)
         finally:

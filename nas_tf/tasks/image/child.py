@@ -8,6 +8,9 @@ from typing import Any, Sequence
 import keras
 
 from nas_tf.data.images import ImageData
+from nas_tf.export.cost import CostAwareReward, CostMeter
+from nas_tf.export.latency import LatencySettings
+from nas_tf.export.objective import CostObjective
 from nas_tf.layers.drop_path import attach_training_progress
 from nas_tf.models.registry import build_image_model
 from nas_tf.search.evaluator import ChildRequest
@@ -55,6 +58,12 @@ class ImageChildConfig:
             trained (0: no limit).
         steps_per_epoch: cap on steps per epoch (0: full passes).
         builder_options: extra keyword arguments of the model builder.
+        costs: targets of serving costs (latency, FLOPs, parameters) the
+            reward trades accuracy against (MnasNet): the reward becomes
+            ``(accuracy * prod (measured / target) ** w) ** reward_exponent``;
+            no targets: the accuracy alone.
+        latency: how latency is measured when a target needs it (the child
+            as exported: TFLite on this CPU by default, batch 1).
     """
 
     epochs: int = 5
@@ -65,6 +74,8 @@ class ImageChildConfig:
     max_params: int = 0
     steps_per_epoch: int = 0
     builder_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    costs: CostObjective = dataclasses.field(default_factory=CostObjective)
+    latency: LatencySettings = dataclasses.field(default_factory=LatencySettings)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "reward_window"):
@@ -97,9 +108,25 @@ class ImageChildTrainer(ChildTrainer):
         self.data = data
         self.config = config
         self.strategy = strategy
+        self.cost_reward = None
+        if config.costs.active:
+            meter = CostMeter(
+                raw=data.raw_pixels, latency=config.latency,
+                context={"dataset": data.name, "input_shape": list(data.input_shape), "builder_options": config.builder_options},
+            )
+            self.cost_reward = CostAwareReward(config.costs, meter)
 
     def settings(self) -> dict[str, Any]:
         return {"dataset": self.data.name, **dataclasses.asdict(self.config)}
+
+    def adjust_reward(self, request: ChildRequest, reward: float, metrics: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """With cost targets: the MnasNet reward from the accuracy and the child's measured serving costs."""
+        if self.cost_reward is None:
+            return reward, metrics
+        reward, costs = self.cost_reward(
+            metrics["val_accuracy"], request.arch, lambda: self.build_model(request.arch), self.config.reward_exponent
+        )
+        return reward, {**metrics, **costs}
 
     def build_model(self, arch: Arch) -> keras.Model:
         c = self.config

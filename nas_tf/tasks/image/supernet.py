@@ -113,6 +113,11 @@ class ImageSupernetTask(SharedWeightsTask):
         config: training settings (``batch_size`` per replica).
         strategy: a ``tf.distribute.Strategy`` (:func:`nas_tf.distribute.make_strategy`)
             to train the shared weights under; None: the default device.
+        cost_reward: a :class:`~nas_tf.export.CostAwareReward` that trades a
+            derived arch's score against the serving costs of its final
+            network (latency-aware derivation); None: the score alone.
+        final_builder: ``arch -> keras.Model``, the final network of a
+            derived arch (what ``cost_reward`` measures).
 
     Example:
 
@@ -129,7 +134,13 @@ class ImageSupernetTask(SharedWeightsTask):
         data: ImageData,
         config: SharedTrainingConfig = SharedTrainingConfig(),
         strategy: tf.distribute.Strategy | None = None,
+        cost_reward=None,
+        final_builder: Callable[[Any], keras.Model] | None = None,
     ):
+        if cost_reward is not None and final_builder is None:
+            raise ValueError("cost_reward needs final_builder: the network whose costs are measured")
+        self.cost_reward = cost_reward
+        self.final_builder = final_builder
         from nas_tf.distribute import num_replicas, synchronize_batch_norm
 
         self.supernet = supernet
@@ -320,9 +331,17 @@ class ImageSupernetTask(SharedWeightsTask):
     def trackables(self) -> dict[str, Any]:
         return {"supernet": self.supernet, "optimizer": self.optimizer}
 
+    def derive_reward(self, arch, accuracy: float) -> tuple[float, dict[str, float]]:
+        if self.cost_reward is None:
+            return accuracy, {}
+        return self.cost_reward(accuracy, arch, lambda: self.final_builder(arch))
+
     def config(self) -> dict[str, Any]:
         # The replica count is not recorded: a search may resume on another one.
-        return {"dataset": self.data.name, **dataclasses.asdict(self.cfg)}
+        out = {"dataset": self.data.name, **dataclasses.asdict(self.cfg)}
+        if self.cost_reward is not None:
+            out["costs"] = self.cost_reward.config()
+        return out
 
     def trace_counts(self) -> dict[str, int]:
         return {
