@@ -25,7 +25,7 @@ def _register() -> None:
     try:
         import nas_tf.ops
 
-        nas_tf.ops.load_library(quiet=True)
+        nas_tf.ops.load_library(quiet=True, build=False)  # built on first use, not at import
     except Exception:  # noqa: BLE001 - never break the user's import of TensorFlow
         pass
 
