@@ -19,7 +19,8 @@ TensorFlow changes between versions). So, on first use:
 process falls back at once instead of failing the same build again.
 
 The pybind11 module ``nas_tf._kernels`` follows the same steps (keyed by the
-Python extension suffix instead of TensorFlow). The build mechanism is
+Python extension suffix instead of TensorFlow); it has the CUDA kernels when
+``NAS_TF_CUDA=1`` (then a module without them does not fit). The build mechanism is
 ``csrc/build.py`` -- the one ``setup.py`` uses -- read from the source tree
 or from the copy a wheel installs as ``nas_tf/_csrc``. Imports no
 TensorFlow.
@@ -244,7 +245,10 @@ def _kernels_path() -> str:
     suffix = _suffix()
     b = builder()
     installed = installed_kernels_module()
-    if installed and _fits(installed, {"source_hash": source_hash()}) is None:
+    expect = {"source_hash": source_hash()}
+    if os.environ.get("NAS_TF_CUDA") == "1":  # asked for the CUDA kernels: a CPU-only build does not fit
+        expect["cuda"] = True
+    if installed and _fits(installed, expect) is None:
         return installed
     # CUDA kernels in the module only when asked for (NAS_TF_CUDA=1, e.g. scripts/check_cuda_ops.py --build).
     cuda = b.cuda_wanted(None, log=lambda msg: print(msg, file=sys.stderr))

@@ -6,9 +6,11 @@ graph names ``NasTf*`` ops, which TensorFlow only knows once the op library is
 loaded. So ``import nas_tf`` calls :func:`install`: if TensorFlow is already
 imported, the library is loaded (quietly) and the gradients registered now;
 otherwise a one-shot import hook does it right after ``import tensorflow``
-finishes. Nothing happens with ``NAS_TF_DISABLE_CUSTOM_OPS=1``, and a failure
-never breaks the import of TensorFlow (the op wrappers then use their
-fallbacks and warn on first use).
+finishes. Only a library that is already built (installed or in the cache,
+see :mod:`nas_tf._native`) is loaded here: building one is left to its first
+use, never done by an import. Nothing happens with
+``NAS_TF_DISABLE_CUSTOM_OPS=1``, and a failure never breaks the import of
+TensorFlow (the op wrappers then use their fallbacks and warn on first use).
 """
 
 from __future__ import annotations
