@@ -1,34 +1,74 @@
 """nas_tf: reinforcement-learning neural architecture search for TensorFlow 2 / Keras 3."""
 
-import importlib.metadata
 import os
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from csrc.build import BuildExt, extensions  # noqa: E402  (the op library and the pybind11 module)
+from csrc import build as native  # noqa: E402  (one build mechanism for pip and for first use)
 
 # The TensorFlow distribution to require. TensorFlow ships as several
 # distributions that all provide the ``tensorflow`` module (tensorflow, the
 # CPU-only tensorflow-cpu, ...). Requiring ``tensorflow`` where tensorflow-cpu is
 # installed would pull the 570 MB CUDA wheel beside it, so an installed
-# variant is kept; NAS_TF_TENSORFLOW overrides the choice (e.g. with build
-# isolation, where this script cannot see the target environment).
+# variant is kept -- looked up in the environment being installed into, which
+# pip's build isolation hides from this script (csrc/build.py);
+# NAS_TF_TENSORFLOW overrides the choice.
 TF_MIN = "2.18"
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly", "tf-nightly-cpu")
 
 
 def tensorflow_requirement() -> str:
-    forced = os.environ.get("NAS_TF_TENSORFLOW")
-    if forced:
-        return f"{forced}>={TF_MIN}"
-    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly", "tf-nightly-cpu"):
+    dist = os.environ.get("NAS_TF_TENSORFLOW") or native.installed_distribution(TF_DISTRIBUTIONS) or "tensorflow"
+    return f"{dist}>={TF_MIN}"
+
+
+class NativeExtension(Extension):
+    """A library compiled by csrc/build.py: ``kind`` is "op" (TensorFlow op library) or "pybind"."""
+
+    def __init__(self, name: str, kind: str):
+        super().__init__(name, sources=[], optional=True)
+        self.kind = kind
+
+
+def native_extensions() -> list:
+    if os.environ.get("NAS_TF_BUILD_OPS", "1") == "0":
+        return []
+    return [NativeExtension("nas_tf.ops._nas_tf_ops", "op"), NativeExtension("nas_tf._kernels", "pybind")]
+
+
+class BuildNative(build_ext):
+    """Builds the op library against the TensorFlow of the environment (if it has one) and the pybind11 module.
+
+    Where the build sees no TensorFlow (pip's build isolation on a fresh
+    environment, ``pip wheel``) the op library is left out: nas_tf builds it
+    on first use against the TensorFlow actually imported (nas_tf/_native.py).
+    A failed build never fails the installation.
+    """
+
+    def build_extension(self, ext):
+        if not isinstance(ext, NativeExtension):
+            return super().build_extension(ext)
+        path = self.get_ext_fullpath(ext.name)
         try:
-            importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        return f"{dist}>={TF_MIN}"
-    return f"tensorflow>={TF_MIN}"
+            if ext.kind == "op":
+                tf = native.tensorflow_info()
+                if tf is None:
+                    print("nas_tf build: no TensorFlow visible to the build (pip's build isolation, or not installed "
+                          "yet): the op library is built on first use against the TensorFlow you import", flush=True)
+                    return
+                cuda = native.cuda_wanted(tf)
+                native.build_op_library(path, tf, cuda=cuda)
+            else:
+                import pybind11
+
+                native.build_pybind_module(path, pybind_include=pybind11.get_include(), cuda=native.cuda_wanted(None))
+            print(f"nas_tf build: wrote {path}", flush=True)
+        except (native.BuildError, ImportError, OSError) as e:
+            print(f"WARNING nas_tf build: {ext.name} not built ({e}); nas_tf builds it on first use if it can",
+                  file=sys.stderr, flush=True)
 
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"), encoding="utf-8") as f:
@@ -42,11 +82,15 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["nas_tf", "nas_tf.*"]),
-    # C++/CUDA kernels: built by `pip install` when a compiler is there; without
-    # them nas_tf uses its pure-TensorFlow fallbacks (csrc/build.py).
-    ext_modules=extensions(),
-    cmdclass={"build_ext": BuildExt},
+    packages=find_packages(include=["nas_tf", "nas_tf.*"]) + ["nas_tf._csrc"],
+    # The C++/CUDA sources travel with the package (as nas_tf/_csrc), so a
+    # wheel built without TensorFlow can build its op library on first use.
+    package_dir={"nas_tf._csrc": "csrc"},
+    package_data={"nas_tf._csrc": ["*.py", "kernels/*.cc", "kernels/*.h", "kernels/*.cu", "tf/*.cc", "python/*.cc"]},
+    # C++/CUDA kernels: built by `pip install` when a compiler is there (the op
+    # library only when the build sees TensorFlow), else on first use.
+    ext_modules=native_extensions(),
+    cmdclass={"build_ext": BuildNative},
     entry_points={"console_scripts": ["nas-tf-saved-model-cli=nas_tf.cli.saved_model_cli:main"]},
     install_requires=[
         tensorflow_requirement(),

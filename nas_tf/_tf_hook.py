@@ -4,11 +4,14 @@
 
 * a SavedModel exported with ``keep_custom_ops=True`` names ``NasTf*`` ops,
   which TensorFlow only knows once the op library is loaded: if TensorFlow is
-  already imported, the library is loaded (quietly) now; otherwise a one-shot
-  import hook does it right after ``import tensorflow`` finishes. Nothing
-  happens with ``NAS_TF_DISABLE_CUSTOM_OPS=1``, and a failure never breaks
-  the import of TensorFlow (the op wrappers then use their fallbacks and warn
-  on first use);
+  already imported, the library is loaded (quietly) and the gradients
+  registered now; otherwise a one-shot import hook does it right after
+  ``import tensorflow`` finishes. Only a library that is already built
+  (installed or in the cache, see :mod:`nas_tf._native`) is loaded here:
+  building one is left to its first use, never done by an import. Nothing
+  happens with ``NAS_TF_DISABLE_CUSTOM_OPS=1``, and a failure never breaks the
+  import of TensorFlow (the op wrappers then use their fallbacks and warn on
+  first use);
 * a ``.keras`` file names nas_tf's layers and models (``"nas_tf>PaddedConcat"``),
   which Keras finds in its registry of custom objects once their modules are
   imported. As soon as Keras is imported (now, or by a one-shot import hook),
@@ -83,7 +86,7 @@ def _register() -> None:
     try:
         import nas_tf.ops
 
-        nas_tf.ops.load_library(quiet=True)
+        nas_tf.ops.load_library(quiet=True, build=False)  # built on first use, not at import
     except Exception:  # noqa: BLE001 - never break the user's import of TensorFlow
         pass
 

@@ -1,8 +1,10 @@
 """nas_tf's compiled kernels without TensorFlow: NumPy arrays and CUDA device buffers.
 
 A thin layer over the pybind11 module ``nas_tf._kernels`` (built by
-``pip install`` / ``python setup.py build_ext --inplace`` from ``csrc/``; CUDA
-parts with ``NAS_TF_CUDA=1``). NumPy arrays run the multithreaded CPU kernels
+``pip install`` from ``csrc/``, or on the first import of this module into the
+user's cache, see :mod:`nas_tf._native`; CUDA parts with ``NAS_TF_CUDA=1``).
+Importing this module raises ``ImportError`` naming what is missing when the
+module can be neither found nor built (e.g. no C++ compiler). NumPy arrays run the multithreaded CPU kernels
 and return new arrays. Device buffers -- any object with
 ``__cuda_array_interface__`` (PyTorch, CuPy, Numba) or a raw pointer with an
 explicit ``dtype`` -- run the CUDA kernels on ``stream`` (0: the default
@@ -20,18 +22,28 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import numpy as np
 
-from nas_tf import _kernels
+from nas_tf import _native
+
+_kernels = _native.kernels_module()
 
 _TYPESTR = {"<f4": ("float32", 4), "<f2": ("float16", 2), "<f8": ("float64", 8), "<V2": ("bfloat16", 2)}
 
 
 def build_info() -> dict:
-    """``{'cuda': bool, 'tensorflow': str, 'cpu_gather_matmul_path': str}``."""
-    return dict(_kernels.build_info())
+    """``{'cuda': bool, 'cpu_gather_matmul_path': str, 'build': {...}, 'path': str}``.
+
+    ``build`` is the build record (source hash, Python extension suffix, CUDA);
+    ``path`` the module file in use.
+    """
+    info = dict(_kernels.build_info())
+    info["build"] = json.loads(info.get("build") or "{}")
+    info["path"] = _kernels.__file__
+    return info
 
 
 def cuda_available() -> bool:

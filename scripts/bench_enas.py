@@ -1,150 +1,190 @@
 #!/usr/bin/env python3
-"""ENAS supernet train-step time vs a static child, and vs computing every candidate.
+"""ENAS image supernets: first step (trace, graph optimisation) and step time vs the static child, ops on and off.
 
-For each ENAS image space it samples a few architectures and times, in one
-run, one SGD step (forward, backward, update) of
+For each case (an ENAS image space at a given input size) it samples a few
+architectures and, in one run, times one SGD step (forward, backward, weight
+decay, gradient clip, Nesterov update, as the search's shared-weights step)
+of
 
 * the static child built from the arch (the floor),
-* the supernet with the arch as an int tensor, only the chosen ops running
-  (``tf.switch_case``; goal: at most 1.3x the static child),
-* the supernet computing every candidate op and picking one output (what the
-  authors' micro code does),
+* the supernet with the arch as an int tensor for each op selection:
+  ``switch`` (only the chosen op runs), ``merged`` (micro), ``all`` (every
+  candidate, the authors' code),
+* the ``switch`` supernet with nas_tf's compiled ops and with their
+  pure-TensorFlow fallbacks (``nas_tf.ops.custom_ops_disabled`` while it is
+  traced),
 
-and counts the traces of the supernet step over all sampled architectures
-(one per search phase is the goal). Writes the table into the ``enas`` section
-of docs/benchmarks.md. A report, not a test.
+the child and the supernets timed in turn, and the supernets' first step
+split into tracing (``get_concrete_function``) and the first call (graph
+optimisation and one step), plus their trace counts over all architectures
+(1 = one trace per search). The ``micro_digits`` case is the default search
+(``python scripts/search_enas.py``: 8x8x1 digits, 8 filters). Goals: supernet
+/ child <= 1.3, first step of the default search <= 30 s. Writes the ``enas``
+section of docs/benchmarks.md. A report, not a test.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import contextlib  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 flags.DEFINE_integer("batch_size", 64, "Images per step.", lower_bound=1)
-flags.DEFINE_integer("image_size", 32, "Square image size (CIFAR-10: 32).", lower_bound=4)
-flags.DEFINE_integer("archs", 3, "Architectures sampled per space.", lower_bound=1)
-flags.DEFINE_integer("steps", 20, "Timed steps per case (after 3 warm-up steps).", lower_bound=1)
-flags.DEFINE_list("spaces", ["macro", "micro"], "Spaces to measure.")
+flags.DEFINE_integer("archs", 3, "Architectures sampled per case.", lower_bound=1)
+flags.DEFINE_integer("steps", 10, "Timed steps per case (after 3 warm-up steps).", lower_bound=1)
+flags.DEFINE_list("spaces", ["micro_digits", "micro", "macro"], "Cases to measure: micro_digits, micro, macro.")
+flags.DEFINE_list("selections", [], "Op selections to measure (default: every one of the space).")
 flags.DEFINE_integer("micro_cells", 1, "Micro: normal cells per stage.", lower_bound=1)
 flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
 FLAGS = flags.FLAGS
 
-
-def _time(step, args, steps):
-    for _ in range(3):
-        step(*args)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        out = step(*args)
-        float(out)  # wait for the result
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+SELECTIONS = {"macro": ("switch", "all"), "micro": ("switch", "merged", "all"), "micro_digits": ("switch",)}
 
 
-def _train_step(model, call, num_tokens=None):
+def _case(name):
+    """(space, input shape, supernet factory(op_selection), child builder(arch), description)."""
+    if name == "macro":
+        from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
+        from nas_tf.spaces.enas_macro import EnasMacroSpace
+
+        space, shape = EnasMacroSpace(num_layers=12), (32, 32, 3)
+        return (space, shape, lambda sel: EnasMacroSupernet(space, 10, filters=36, op_selection=sel),
+                lambda arch: build_enas_macro(arch, shape, 10, filters=36), "32x32x3, 12 layers, 36 filters")
+    if name in ("micro", "micro_digits"):
+        from nas_tf.models.enas_micro import EnasMicroSupernet, build_enas_micro_child
+        from nas_tf.spaces.enas_micro import EnasMicroSpace
+
+        space = EnasMicroSpace()
+        shape, filters, cells = ((32, 32, 3), 20, FLAGS.micro_cells) if name == "micro" else ((8, 8, 1), 8, 1)
+        return (space, shape,
+                lambda sel: EnasMicroSupernet(space, 10, filters=filters, num_cells=cells, op_selection=sel),
+                lambda arch: build_enas_micro_child(arch, shape, 10, filters=filters, num_cells=cells),
+                f"{'x'.join(map(str, shape))}, {cells} normal cell(s) per stage, 5 nodes, {filters} filters")
+    raise app.UsageError(f"--spaces: unknown case {name!r} (micro_digits, micro, macro)")
+
+
+def _train_step(model, call, shape, num_tokens=None):
+    """The search's shared-weights step: loss + weight decay, gradient clip 5, Nesterov SGD."""
     import keras
     import tensorflow as tf
 
-    opt = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
+    opt = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
     opt.build(model.trainable_variables)
 
     def step(x, y, *arch):
         with tf.GradientTape() as tape:
             logits = call(x, *arch)
             loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            total = loss + (tf.add_n(model.losses) if model.losses else 0.0)
         variables = model.trainable_variables
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(total, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        opt.apply([g for g, _ in pairs], [v for _, v in pairs])
+        grads, _ = tf.clip_by_global_norm([g for g, _ in pairs], 5.0)
+        opt.apply(grads, [v for _, v in pairs])
         return loss
 
-    shape = (None, FLAGS.image_size, FLAGS.image_size, 3)
-    spec = [tf.TensorSpec(shape, tf.float32), tf.TensorSpec((None,), tf.int32)]
+    spec = [tf.TensorSpec((None,) + tuple(shape), tf.float32), tf.TensorSpec((None,), tf.int32)]
     if num_tokens is not None:
         spec.append(tf.TensorSpec((num_tokens,), tf.int32))
     return tf.function(step, input_signature=spec)
 
 
-SELECTIONS = {"macro": ("switch", "all"), "micro": ("merged", "switch", "all")}
+def _interleaved(steps, args, repeats):
+    """Median time of each step, the steps timed in turn (shared machines drift)."""
+    for step, a in zip(steps, args):
+        for _ in range(3):
+            float(step(*a))
+    times = [[] for _ in steps]
+    for _ in range(repeats):
+        for i, (step, a) in enumerate(zip(steps, args)):
+            t0 = time.perf_counter()
+            float(step(*a))
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
 
 
-def _cases(name):
-    """(space, supernet factory(op_selection), child builder(arch)) of one ENAS space."""
-    if name == "macro":
-        from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
-        from nas_tf.spaces.enas_macro import EnasMacroSpace
-
-        space = EnasMacroSpace(num_layers=12)
-        return (
-            space,
-            lambda sel: EnasMacroSupernet(space, 10, filters=36, op_selection=sel),
-            lambda arch: build_enas_macro(arch, (FLAGS.image_size,) * 2 + (3,), 10, filters=36),
-        )
-    if name == "micro":
-        from nas_tf.models.enas_micro import EnasMicroSupernet, build_enas_micro_child
-        from nas_tf.spaces.enas_micro import EnasMicroSpace
-
-        space = EnasMicroSpace()
-        return (
-            space,
-            lambda sel: EnasMicroSupernet(space, 10, filters=20, num_cells=FLAGS.micro_cells, op_selection=sel),
-            lambda arch: build_enas_micro_child(arch, (FLAGS.image_size,) * 2 + (3,), 10, filters=20, num_cells=FLAGS.micro_cells),
-        )
-    raise ValueError(f"--spaces: unknown space {name!r} (macro, micro)")
+def _op_types(step) -> set:
+    graph = step.get_concrete_function().graph.as_graph_def()
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
 
 
 def main(argv):
     import tensorflow as tf
 
+    import nas_tf.ops as O
     from nas_tf.utils.report import machine_description, markdown_table, update_section
 
+    if not O.custom_ops_loaded():
+        raise app.UsageError(f"the compiled ops are not available ({O.load_error()}): nothing to compare")
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3)).astype(np.float32))
-    y = tf.constant(rng.integers(0, 10, FLAGS.batch_size).astype(np.int32))
-    rows = []
+    rows, descriptions = [], []
     for name in FLAGS.spaces:
-        space, make_supernet, build_child = _cases(name)
-        supernets, first = {}, {}
+        space, shape, make_supernet, build_child, description = _case(name)
+        descriptions.append(f"{name}: {description}")
+        x = tf.constant(rng.normal(size=(FLAGS.batch_size,) + shape).astype(np.float32))
+        y = tf.constant(rng.integers(0, 10, FLAGS.batch_size).astype(np.int32))
         all_tokens = space.decisions.random_tokens(rng, FLAGS.archs)
+        variants = []  # (selection, ops on)
         for sel in SELECTIONS[name]:
+            if FLAGS.selections and sel not in FLAGS.selections:
+                continue
+            variants.append((sel, True))
+            if sel == "switch":
+                variants.append((sel, False))
+        steps, first = [], []
+        for sel, ops_on in variants:
             net = make_supernet(sel)
-            net.build((None, FLAGS.image_size, FLAGS.image_size, 3))
-            step = _train_step(net, lambda a, b, n=net: n(a, b, training=True), space.decisions.num_tokens)
-            t0 = time.perf_counter()
-            float(step(x, y, tf.constant(all_tokens[0])))
-            first[sel] = time.perf_counter() - t0
-            supernets[sel] = step
+            net.build((None,) + shape)
+            step = _train_step(net, lambda a, b, n=net: n(a, b, training=True), shape, space.decisions.num_tokens)
+            args = (x, y, tf.constant(all_tokens[0]))
+            with O.custom_ops_disabled() if not ops_on else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                step.get_concrete_function(*args)
+                t1 = time.perf_counter()
+                float(step(*args))
+                t2 = time.perf_counter()
+            uses = sorted(t for t in _op_types(step) if t.startswith("NasTf"))
+            first.append((t1 - t0, t2 - t1, ", ".join(uses) or "none"))
+            steps.append(step)
+            print(f"{name} {sel} ops={'on' if ops_on else 'off'}: trace {t1 - t0:.1f} s, first call {t2 - t1:.1f} s, "
+                  f"custom ops in the graph: {first[-1][2]}", flush=True)
         for tokens in all_tokens:
             arch = space.from_tokens(tokens)
             child = build_child(arch)
-            t_child = _time(_train_step(child, lambda a, c=child: c(a, training=True)), (x, y), FLAGS.steps)
-            times = {sel: _time(supernets[sel], (x, y, tf.constant(tokens)), FLAGS.steps) for sel in SELECTIONS[name]}
-            for sel, t in times.items():
-                rows.append([name, sel, child.count_params(), 1000 * t_child, 1000 * t, t / t_child, f"{first[sel]:.0f}",
-                             supernets[sel].experimental_get_tracing_count()])
+            child_step = _train_step(child, lambda a, c=child: c(a, training=True), shape)
+            times = _interleaved([child_step] + steps, [(x, y)] + [(x, y, tf.constant(tokens))] * len(steps), FLAGS.steps)
+            for (sel, ops_on), t, f, step in zip(variants, times[1:], first, steps):
+                rows.append([name, sel, "compiled" if ops_on else "fallback", f[2], child.count_params(), 1000 * times[0],
+                             1000 * t, t / times[0], f"{f[0]:.1f}", f"{f[1]:.1f}", step.experimental_get_tracing_count()])
                 print(rows[-1], flush=True)
-    headers = ["space", "op selection", "child params", "static child ms", "supernet ms", "supernet / child",
-               "first step s (trace + compile)", "traces so far"]
+    headers = ["case", "op selection", "nas_tf ops", "custom ops in graph", "child params", "static child ms",
+               "supernet ms", "supernet / child", "trace s", "first call s", "traces"]
+    command = " ".join(["python", "scripts/bench_enas.py"] + sys.argv[1:])
+    cases = "; ".join(descriptions)
     text = f"""## ENAS supernet step vs static child (`scripts/bench_enas.py`)
 
-One SGD step (forward, backward, Nesterov update) on a batch of {FLAGS.batch_size} random
-{FLAGS.image_size}x{FLAGS.image_size}x3 inputs (timing only), median of {FLAGS.steps} steps after 3 warm-up
-steps, for {FLAGS.archs} sampled architectures per space, measured side by side in one run;
-macro: 12 layers, 36 filters; micro: {FLAGS.micro_cells} normal cell(s) per stage + 2 reduction cells,
-5 nodes, 20 filters. The arch is an int tensor: "switch" runs only the chosen op
-(`tf.switch_case`), "merged" (micro only) runs one separable conv with the chosen
-op's weights plus the pools, "all" runs every candidate and selects one output (the
-authors' code). Goal: supernet / child <= 1.3. "traces so far" counts the traces of
-each supernet step over all architectures (1 = one trace per search phase).
+Command: `{command}`
+
+One shared-weights SGD step (forward, backward, weight decay, gradient clip 5, Nesterov
+update) on a batch of {FLAGS.batch_size} random inputs (timing only), median of {FLAGS.steps} steps after 3
+warm-up steps, child and supernets timed in turn, {FLAGS.archs} sampled architectures per case.
+Cases: {cases} (micro_digits is the default `python scripts/search_enas.py`). The arch is an
+int tensor: "switch" runs only the chosen op, "merged" (micro) runs one separable conv with
+the chosen op's weights plus the pools, "all" runs every candidate and selects one output
+(the authors' code). "nas_tf ops": the step traced with the compiled ops or with their
+pure-TensorFlow fallbacks; "custom ops in graph" lists the compiled ops the step uses.
+First step = "trace s" (tracing the step and its gradient) + "first call s" (graph
+optimisation and one step). Goals: supernet / child <= 1.3; the default search's first
+step <= 30 s.
 
 {markdown_table(headers, rows)}
 
-Machine: {machine_description()}.
+Machine: {machine_description()}; load average at the end {", ".join(f"{v:.1f}" for v in os.getloadavg())}.
 """
     update_section(FLAGS.output, "enas", text)
     print(text)

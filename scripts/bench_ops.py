@@ -17,6 +17,7 @@ report, not a test.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -35,17 +36,29 @@ flags.DEFINE_string(
 )
 FLAGS = flags.FLAGS
 
+MICRO_MASK = [False, True, False, True, True, False, False]  # a cell whose unused states are 1, 3 and 4
 CONCAT_CASES = [
-    # (label, [(H, W, C), ...]) at batch 64
-    ("4x32x32, C=36..64, no padding", [(32, 32, 36), (32, 32, 48), (32, 32, 56), (32, 32, 64)]),
-    ("32,16,32,16 px, C=36..64", [(32, 32, 36), (16, 16, 48), (32, 32, 56), (16, 16, 64)]),
-    ("32x32x64 + 3x16x16x64", [(32, 32, 64), (16, 16, 64), (16, 16, 64), (16, 16, 64)]),
-    ("16,8,16,8 px, C=36..64", [(16, 16, 36), (8, 8, 48), (16, 16, 56), (8, 8, 64)]),
-    ("4x16x16, C=36..64, no padding", [(16, 16, 36), (16, 16, 48), (16, 16, 56), (16, 16, 64)]),
+    # (label, [(H, W, C), ...], mask or None) at batch 64
+    ("4x32x32, C=36..64, no padding", [(32, 32, 36), (32, 32, 48), (32, 32, 56), (32, 32, 64)], None),
+    ("32,16,32,16 px, C=36..64", [(32, 32, 36), (16, 16, 48), (32, 32, 56), (16, 16, 64)], None),
+    ("32x32x64 + 3x16x16x64", [(32, 32, 64), (16, 16, 64), (16, 16, 64), (16, 16, 64)], None),
+    ("16,8,16,8 px, C=36..64", [(16, 16, 36), (8, 8, 48), (16, 16, 56), (8, 8, 64)], None),
+    ("4x16x16, C=36..64, no padding", [(16, 16, 36), (16, 16, 48), (16, 16, 56), (16, 16, 64)], None),
+    # The ENAS micro supernet's cell output: all 7 states, the used ones masked off.
+    ("ENAS micro cell, 7x32x32x20, masked", [(32, 32, 20)] * 7, MICRO_MASK),
+    ("ENAS micro cell, 7x8x8x8, masked (digits)", [(8, 8, 8)] * 7, MICRO_MASK),
 ]
 GATHER_CASES = [
-    # (N, groups, batch)
-    (1000, 1, 1), (1000, 1, 8), (1000, 1, 64), (1000, 8, 8), (1000, 8, 64), (256, 1, 64), (256, 8, 64),
+    # (label, N, M, bank K, groups, batch)
+    ("N=M=1000, G=1, B=1", 1000, 1000, 12, 1, 1),
+    ("N=M=1000, G=1, B=8", 1000, 1000, 12, 1, 8),
+    ("N=M=1000, G=1, B=64", 1000, 1000, 12, 1, 64),
+    ("N=M=1000, G=8, B=8", 1000, 1000, 12, 8, 8),
+    ("N=M=1000, G=8, B=64", 1000, 1000, 12, 8, 64),
+    ("N=M=256, G=1, B=64", 256, 256, 12, 1, 64),
+    ("N=M=256, G=8, B=64", 256, 256, 12, 8, 64),
+    # The ENAS recurrent supernet's node step (enas_lm: 200 units, batch 64; node 8's bank).
+    ("ENAS RNN node: [64, 200] @ [32 x 200 x 400]", 200, 400, 32, 1, 64),
 ]
 
 
@@ -65,26 +78,27 @@ def interleaved(fns, args, repeats, warmup):
 
 def bench_concat(tf, ops, batch, cases, repeats, warmup):
     rows = []
-    for label, shapes in cases:
+    for label, shapes, mask in cases:
         rng = np.random.default_rng(0)
         xs = [tf.constant(rng.normal(size=(batch, *s)).astype("float32")) for s in shapes]
+        m = None if mask is None else tf.constant(mask)
         out_shape = (batch, max(s[0] for s in shapes), max(s[1] for s in shapes), sum(s[2] for s in shapes))
         grad = tf.constant(rng.normal(size=out_shape).astype("float32"))
 
         def fwd(fn):
-            return tf.function(lambda *a: fn(list(a)))
+            return tf.function(lambda *a: fn(list(a), m))
 
         def fwd_bwd(fn):
             @tf.function
             def step(*a):
                 with tf.GradientTape() as tape:
                     tape.watch(a)
-                    y = fn(list(a))
+                    y = fn(list(a), m)
                 return tape.gradient(y, a, output_gradients=grad)
 
             return step
 
-        np.testing.assert_array_equal(ops.padded_concat(xs).numpy(), ops.padded_concat_fallback(xs).numpy())
+        np.testing.assert_array_equal(ops.padded_concat(xs, m).numpy(), ops.padded_concat_fallback(xs, m).numpy())
         t_comp, t_op = interleaved([fwd(ops.padded_concat_fallback), fwd(ops.padded_concat)], xs, repeats, warmup)
         b_comp, b_op = interleaved([fwd_bwd(ops.padded_concat_fallback), fwd_bwd(ops.padded_concat)], xs, repeats, warmup)
         mb = np.prod(out_shape) * 4 / 1e6
@@ -94,11 +108,11 @@ def bench_concat(tf, ops, batch, cases, repeats, warmup):
     return rows
 
 
-def bench_gather(tf, ops, cases, repeats, warmup, bank=12):
+def bench_gather(tf, ops, cases, repeats, warmup):
     rows = []
-    for n, groups, batch in cases:
+    for label, n, mcols, bank, groups, batch in cases:
         rng = np.random.default_rng(1)
-        w = tf.constant((rng.normal(size=(bank, n, n)) / np.sqrt(n)).astype("float32"))
+        w = tf.constant((rng.normal(size=(bank, n, mcols)) / np.sqrt(n)).astype("float32"))
         if groups == 1:
             x = tf.constant(rng.normal(size=(batch, n)).astype("float32"))
             index = tf.constant(3)
@@ -125,10 +139,10 @@ def bench_gather(tf, ops, cases, repeats, warmup, bank=12):
         args = (x, w, index)
         t_comp, t_op = interleaved([fwd(ops.gather_matmul_fallback), fwd(ops.gather_matmul)], args, repeats, warmup)
         b_comp, b_op = interleaved([fwd_bwd(ops.gather_matmul_fallback), fwd_bwd(ops.gather_matmul)], args, repeats, warmup)
-        gflop = 2 * groups * batch * n * n / 1e9
-        rows.append([f"N={n}, G={groups}, B={batch}", f"{gflop / t_op:.0f}", t_comp * 1e3, t_op * 1e3, t_comp / t_op,
+        gflop = 2 * groups * batch * n * mcols / 1e9
+        rows.append([label, f"{gflop / t_op:.0f}", t_comp * 1e3, t_op * 1e3, t_comp / t_op,
                      b_comp * 1e3, b_op * 1e3, b_comp / b_op])
-        print(f"gather matmul N={n} G={groups} B={batch}: fwd {t_comp * 1e3:.3f} -> {t_op * 1e3:.3f} ms "
+        print(f"gather matmul {label}: fwd {t_comp * 1e3:.3f} -> {t_op * 1e3:.3f} ms "
               f"({t_comp / t_op:.2f}x), bwd {b_comp * 1e3:.3f} -> {b_op * 1e3:.3f} ms ({b_comp / b_op:.2f}x)", flush=True)
     return rows
 
@@ -141,20 +155,20 @@ def main(argv):
     from nas_tf.utils.report import machine_description, markdown_table, update_section
 
     if not ops.custom_ops_loaded():
-        raise app.UsageError(f"the compiled op library is not in use ({ops.load_error()}): build it first "
-                             "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)")
+        raise app.UsageError(f"the compiled op library is not in use: {ops.load_error()}")
     try:
-        from nas_tf import _kernels
+        from nas_tf import kernels
 
-        cpu_path = _kernels.build_info()["cpu_gather_matmul_path"]
+        cpu_path = kernels.build_info()["cpu_gather_matmul_path"]
     except ImportError:
         cpu_path = "unknown"
     repeats, warmup = FLAGS.repeats, FLAGS.warmup
     batch, concat_cases, gather_cases = 64, CONCAT_CASES, GATHER_CASES
     if FLAGS.quick:
         repeats, warmup, batch = 3, 1, 4
-        concat_cases = [(label, [(h // 4, w // 4, c) for h, w, c in shapes]) for label, shapes in CONCAT_CASES[1:2]]
-        gather_cases = [(64, 1, 4), (64, 2, 4)]
+        concat_cases = [(label, [(h // 4, w // 4, c) for h, w, c in shapes], mask)
+                        for label, shapes, mask in (CONCAT_CASES[1], CONCAT_CASES[-1])]
+        gather_cases = [("N=M=64, G=1, B=4", 64, 64, 12, 1, 4), ("N=M=64, G=2, B=4", 64, 64, 12, 2, 4)]
     concat_rows = bench_concat(tf, ops, batch, concat_cases, repeats, warmup)
     gather_rows = bench_gather(tf, ops, gather_cases, repeats, warmup)
 
@@ -162,11 +176,14 @@ def main(argv):
         ["inputs (batch %d, float32)" % batch, "output MB", "pad+concat fwd ms", "op fwd ms", "fwd speed-up",
          "pad+concat bwd ms", "op bwd ms", "bwd speed-up"], concat_rows)
     gather_table = markdown_table(
-        ["bank [12, N, N], float32", "op GFLOP/s", "gather+matmul fwd ms", "op fwd ms", "fwd speed-up",
+        ["x [B, N] (G groups) @ bank [K, N, M], float32", "op GFLOP/s", "gather+matmul fwd ms", "op fwd ms", "fwd speed-up",
          "gather+matmul bwd ms", "op bwd ms", "bwd speed-up"], gather_rows)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    command = " ".join(["python", "scripts/bench_ops.py"] + sys.argv[1:])
     text = f"""## Custom ops vs TensorFlow composites, CPU (`scripts/bench_ops.py`)
+
+Command: `{command}`
 
 {machine_description()}; {threads} intra-op threads; CPU gather-matmul tiles: {cpu_path};
 load average at the end of the run {load} (other jobs shared the cores).
@@ -177,9 +194,12 @@ input for a given upstream gradient (TensorFlow prunes the unused forward
 output, so this is the backward pass alone, plus the gather copy the composite
 needs for dx); sparse (IndexedSlices) bank gradient for both gather variants.
 
-**Padded concat** (`padded_concat` vs `tf.pad` + `tf.concat`): the op writes
-each output byte once, rows shared over TensorFlow's thread pool; its gradient
-op writes each input gradient once (the composite slices twice).
+**Padded concat** (`padded_concat` vs `tf.pad` + `tf.concat`, and `tf.where`
+for a mask): the op writes each output byte once, rows shared over
+TensorFlow's thread pool; its gradient op writes each input gradient once (the
+composite slices twice). The masked rows are the ENAS micro supernet's cell
+output (all 7 states, the 4 used ones zeroed), the padded ones NAS-CNN skip
+concatenations.
 
 {concat_table}
 
@@ -194,8 +214,7 @@ matrix transposed, dweights is `x^T @ dy` per group (IndexedSlices).
 with a CUDA GPU (and PyTorch for the comparison), run
 
 ```bash
-NAS_TF_CUDA=1 python setup.py build_ext --inplace   # TensorFlow not needed
-python scripts/check_cuda_ops.py --output=docs/benchmarks.md
+python scripts/check_cuda_ops.py --build --output=docs/benchmarks.md   # TensorFlow not needed
 ```
 
 which checks the CUDA kernels through the pybind11 module against NumPy

@@ -4,8 +4,10 @@
 For a machine with a CUDA GPU (TensorFlow need not be installed; PyTorch is
 used for device memory, events and the comparison):
 
-    NAS_TF_CUDA=1 python setup.py build_ext --inplace    # or: --build below
-    python scripts/check_cuda_ops.py --output=docs/benchmarks.md
+    python scripts/check_cuda_ops.py --build --output=docs/benchmarks.md
+
+(``--build`` = ``NAS_TF_CUDA=1``: nas_tf builds its pybind11 module with the
+CUDA kernels into its cache on first use, unless one with them is installed.)
 
 1. Correctness against NumPy on fresh random inputs of many shapes (empty and
    size-1 dimensions, odd channel counts, more than 16 inputs, masks), in
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -45,7 +46,7 @@ flags.DEFINE_enum("device", "cuda", ["cuda", "cpu"], "Kernels to check: CUDA (ne
 flags.DEFINE_integer("repeats", 50, "Timed runs per case (median).", lower_bound=1)
 flags.DEFINE_integer("random_cases", 40, "Random shapes per correctness check.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the random inputs.")
-flags.DEFINE_bool("build", False, "Build nas_tf._kernels with CUDA first (NAS_TF_CUDA=1 setup.py build_ext --inplace).")
+flags.DEFINE_bool("build", False, "Use (and build if needed) nas_tf._kernels with the CUDA kernels (NAS_TF_CUDA=1; needs nvcc).")
 flags.DEFINE_bool("timing", True, "Time the kernels after checking them.")
 flags.DEFINE_string("output", "", "Markdown file whose 'ops-gpu' section is written ('' = print only).")
 flags.DEFINE_string("json_out", "", "Also write every number as JSON here.")
@@ -355,16 +356,14 @@ def markdown(report):
 def main(argv):
     del argv
     if FLAGS.build:
-        env = dict(os.environ, NAS_TF_CUDA="1")
-        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=REPO, env=env, check=True)
+        os.environ["NAS_TF_CUDA"] = "1"  # nas_tf._native: a module with the CUDA kernels, built now if needed
     from nas_tf import kernels
 
     info = kernels.build_info()
     print("build:", json.dumps(info), flush=True)
     if FLAGS.device == "cuda":
         if not info["cuda"]:
-            raise app.UsageError("nas_tf._kernels was built without CUDA: run with --build (needs nvcc) or "
-                                 "NAS_TF_CUDA=1 python setup.py build_ext --inplace")
+            raise app.UsageError("nas_tf._kernels was built without CUDA: run with --build (needs nvcc)")
         try:
             import torch
         except ImportError as e:

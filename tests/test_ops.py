@@ -1,4 +1,11 @@
-"""nas_tf.ops: the compiled ops against their pure-TF fallbacks (values, gradients, errors, XLA)."""
+"""nas_tf.ops: the compiled ops against their pure-TF fallbacks (values, gradients, errors, XLA).
+
+Tests that take the ``lib`` fixture need the compiled library (built on
+first use if it is not installed) and are skipped without it -- they fail
+instead under ``NAS_TF_REQUIRE_CUSTOM_OPS=1`` (CI). The others (fallbacks
+against NumPy, argument errors, the fallback when the library is missing or
+turned off) run everywhere.
+"""
 
 import os
 import subprocess
@@ -9,7 +16,6 @@ import pytest
 import tensorflow as tf
 
 import nas_tf.ops as O
-from nas_tf.ops import _loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,10 +27,11 @@ def _require_library():
         pytest.skip(f"compiled op library not available: {O.load_error()}")
 
 
-@pytest.fixture(autouse=True)
-def library():
+@pytest.fixture
+def lib():
+    """The loaded op library's module (skips, or fails in CI, without it)."""
     _require_library()
-    yield O.load_library()
+    return O.load_library()
 
 
 TOL = {tf.float32: 1e-5, tf.float64: 1e-12, tf.float16: 2e-2, tf.bfloat16: 5e-2}
@@ -48,7 +55,7 @@ def _inputs(shapes, dtype, seed=0):
 
 @pytest.mark.parametrize("shapes", CONCAT_CASES, ids=lambda s: "-".join("x".join(map(str, t)) for t in s)[:40])
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float16, tf.bfloat16, tf.float64, tf.int32])
-def test_padded_concat_matches_fallback(shapes, dtype):
+def test_padded_concat_matches_fallback(shapes, dtype, lib):
     xs = _inputs(shapes, dtype)
     mask = tf.constant([i % 3 != 1 for i in range(len(shapes))])
     for m in (None, mask):
@@ -59,7 +66,7 @@ def test_padded_concat_matches_fallback(shapes, dtype):
         np.testing.assert_array_equal(tf.cast(got, tf.float64).numpy(), tf.cast(want, tf.float64).numpy())
 
 
-def test_padded_concat_values_and_static_shape():
+def test_padded_concat_values_and_static_shape(lib):
     a = tf.reshape(tf.range(1, 2 * 3 * 3 + 1, dtype=tf.float32), [1, 3, 3, 2])
     b = tf.fill([1, 1, 2, 1], 7.0)
     out = O.padded_concat([a, b]).numpy()
@@ -86,7 +93,7 @@ GRAD_CONCAT_CASES = [
 
 
 @pytest.mark.parametrize("shapes", GRAD_CONCAT_CASES, ids=str)
-def test_padded_concat_gradient_matches_fallback(shapes):
+def test_padded_concat_gradient_matches_fallback(shapes, lib):
     xs = _inputs(shapes, tf.float64, seed=1)
     mask = tf.constant([i % 2 == 0 for i in range(len(shapes))])
     for m in (None, mask):
@@ -98,7 +105,7 @@ def test_padded_concat_gradient_matches_fallback(shapes):
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float16, tf.bfloat16])
-def test_padded_concat_gradient_dtypes_and_mask_zeros(dtype):
+def test_padded_concat_gradient_dtypes_and_mask_zeros(dtype, lib):
     xs = _inputs([(2, 4, 4, 3), (2, 2, 3, 5), (2, 4, 1, 2)], dtype, seed=2)
     mask = tf.constant([True, False, True])
     weights = tf.cast(tf.random.stateless_normal([2, 4, 4, 10], seed=[1, 2]), dtype)
@@ -115,7 +122,7 @@ def test_padded_concat_gradient_dtypes_and_mask_zeros(dtype):
     np.testing.assert_array_equal(tf.cast(grads[0][0], tf.float32), tf.cast(weights[..., :3], tf.float32))
 
 
-def test_padded_concat_runtime_mask_needs_no_retrace():
+def test_padded_concat_runtime_mask_needs_no_retrace(lib):
     xs = _inputs([(2, 4, 4, 3), (2, 2, 2, 2)], tf.float32)
     f = tf.function(lambda a, b, m: O.padded_concat([a, b], m))
     for m in ([True, True], [True, False], [False, True]):
@@ -149,7 +156,7 @@ def _gm_inputs(case, dtype, transpose, seed=0, index_dtype=tf.int32):
 @pytest.mark.parametrize("case", GM_CASES, ids=str)
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64, tf.float16, tf.bfloat16])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_gather_matmul_matches_fallback(case, dtype, transpose):
+def test_gather_matmul_matches_fallback(case, dtype, transpose, lib):
     x, w, index = _gm_inputs(case, dtype, transpose, index_dtype=tf.int64 if dtype == tf.float64 else tf.int32)
     got = O.gather_matmul(x, w, index, transpose_weights=transpose)
     want = O.gather_matmul_fallback(x, w, index, transpose_weights=transpose)
@@ -169,7 +176,7 @@ def test_gather_matmul_matches_fallback(case, dtype, transpose):
      (GM_CASES[5], False), ((3, 2, 4, 3, 2), False), ((3, 2, 4, 3, 2), True)],
     ids=str,
 )
-def test_gather_matmul_gradient_matches_fallback(case, transpose):
+def test_gather_matmul_gradient_matches_fallback(case, transpose, lib):
     x, w, index = _gm_inputs(case, tf.float64, transpose, seed=3)
     if case[0] == 3:
         index = tf.constant([1, 1, 0])  # a repeated index: its gradient slices add up
@@ -181,7 +188,7 @@ def test_gather_matmul_gradient_matches_fallback(case, transpose):
 
 
 @pytest.mark.parametrize("dense", [False, True])
-def test_gather_matmul_weight_gradient_only_in_selected_slices(dense):
+def test_gather_matmul_weight_gradient_only_in_selected_slices(dense, lib):
     x, w, _ = _gm_inputs((3, 4, 6, 5, 6), tf.float32, False)
     index = tf.constant([4, 1, 4])
     grads = []
@@ -201,7 +208,7 @@ def test_gather_matmul_weight_gradient_only_in_selected_slices(dense):
     assert np.abs(dense_gw[1]).max() > 0 and np.abs(dense_gw[4]).max() > 0
 
 
-def test_gather_matmul_trains_shared_weights_with_an_optimizer():
+def test_gather_matmul_trains_shared_weights_with_an_optimizer(lib):
     import keras
 
     bank = keras.Variable(np.random.default_rng(0).normal(size=(4, 8, 3)).astype("float32"))
@@ -215,7 +222,7 @@ def test_gather_matmul_trains_shared_weights_with_an_optimizer():
     assert changed.tolist() == [False, False, True, False]
 
 
-def test_ops_fall_back_under_xla_with_the_same_results():
+def test_ops_fall_back_under_xla_with_the_same_results(lib):
     xs = _inputs([(2, 6, 6, 3), (2, 3, 3, 4)], tf.float32)
     x, w, index = _gm_inputs((2, 4, 8, 5, 3), tf.float32, False)
 
@@ -234,7 +241,7 @@ def test_ops_fall_back_under_xla_with_the_same_results():
     np.testing.assert_allclose(out_xla[1], out_plain[1], rtol=1e-5, atol=1e-5)
 
 
-def test_switches_turn_the_custom_ops_off():
+def test_switches_turn_the_custom_ops_off(lib):
     xs = _inputs([(1, 2, 2, 1), (1, 1, 1, 1)], tf.float32)
 
     def op_types(fn):
@@ -252,11 +259,77 @@ def test_switches_turn_the_custom_ops_off():
     assert O.custom_ops_loaded()
 
 
+# ------------------------------------------------- fallbacks against NumPy (no library needed)
+def _np_padded_concat(xs, mask=None):
+    h, w = max(x.shape[1] for x in xs), max(x.shape[2] for x in xs)
+    parts = []
+    for i, x in enumerate(xs):
+        p = np.zeros((x.shape[0], h, w, x.shape[3]), x.dtype)
+        if mask is None or mask[i]:
+            p[:, : x.shape[1], : x.shape[2]] = x
+        parts.append(p)
+    return np.concatenate(parts, axis=-1)
+
+
+@pytest.mark.parametrize("shapes", CONCAT_CASES[:4] + CONCAT_CASES[6:], ids=lambda s: "-".join("x".join(map(str, t)) for t in s)[:40])
+def test_padded_concat_fallback_matches_numpy(shapes):
+    xs = [x.numpy() for x in _inputs(shapes, tf.float32)]
+    mask = [i % 3 != 1 for i in range(len(shapes))]
+    for m in (None, mask):
+        got = O.padded_concat_fallback([tf.constant(x) for x in xs], None if m is None else tf.constant(m))
+        np.testing.assert_array_equal(got.numpy(), _np_padded_concat(xs, m))
+    # Unknown spatial sizes (a graph traced for any shape) give the same values.
+    f = tf.function(lambda *a: O.padded_concat_fallback(list(a)), input_signature=[tf.TensorSpec([None] * 4)] * len(xs))
+    np.testing.assert_array_equal(f(*xs).numpy(), _np_padded_concat(xs))
+
+
+def test_padded_concat_fallback_gradient_is_each_inputs_slice():
+    xs = _inputs([(2, 4, 4, 2), (2, 2, 3, 3)], tf.float64, seed=4)
+    mask = tf.constant([True, False])
+    theoretical, numerical = tf.test.compute_gradient(lambda a, b: O.padded_concat_fallback([a, b], mask), xs)
+    for t, n in zip(theoretical, numerical):
+        np.testing.assert_allclose(t, n, atol=1e-6)
+    assert np.abs(theoretical[1]).max() == 0.0  # masked off: no gradient
+
+
+@pytest.mark.parametrize("case", [GM_CASES[0], GM_CASES[2], GM_CASES[3], GM_CASES[7]], ids=str)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_gather_matmul_fallback_matches_numpy(case, transpose):
+    x, w, index = _gm_inputs(case, tf.float64, transpose)
+    sel = w.numpy()[index.numpy()]
+    ref = np.matmul(x.numpy(), np.swapaxes(sel, -1, -2) if transpose else sel)
+    for dense in (False, True):
+        got = O.gather_matmul_fallback(x, w, index, transpose_weights=transpose, dense_weight_grad=dense)
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_gather_matmul_fallback_gradient_matches_numerical(dense):
+    x, w, _ = _gm_inputs((3, 2, 4, 3, 5), tf.float64, False, seed=5)
+    index = tf.constant([4, 1, 4])  # a repeated index: its slices add up
+    theoretical, numerical = tf.test.compute_gradient(
+        lambda a, b: O.gather_matmul_fallback(a, b, index, dense_weight_grad=dense), [x, w]
+    )
+    for t, n in zip(theoretical, numerical):
+        np.testing.assert_allclose(t, n, atol=1e-6)
+
+
+def test_wrappers_run_the_fallback_when_the_ops_are_off():
+    xs = _inputs([(1, 3, 3, 2), (1, 1, 2, 1)], tf.float32)
+    x, w, index = _gm_inputs((2, 3, 4, 5, 3), tf.float32, False)
+    with O.custom_ops_disabled():
+        assert not O.custom_ops_loaded()
+        fn = tf.function(lambda: (O.padded_concat(xs, [True, False]), O.gather_matmul(x, w, index)))
+        ops = {o.type for o in fn.get_concrete_function().graph.get_operations()}
+        got = fn()
+    assert not any(t.startswith("NasTf") for t in ops)
+    np.testing.assert_array_equal(got[0].numpy(), _np_padded_concat([a.numpy() for a in xs], [True, False]))
+    np.testing.assert_allclose(got[1].numpy(), np.matmul(x.numpy(), w.numpy()[index.numpy()]), rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- bad input
 def test_padded_concat_errors_are_clear():
-    a, b = tf.ones([2, 4, 4, 3]), tf.ones([3, 2, 2, 3])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="input 1 has batch 3 but input 0 has batch 2"):
-        O.padded_concat([a, b])
+    a = tf.ones([2, 4, 4, 3])
     with pytest.raises(ValueError, match="input 1 must be rank 4"):
         O.padded_concat([a, tf.ones([2, 4, 4])])
     with pytest.raises(TypeError, match="input 1 has dtype float64"):
@@ -265,7 +338,15 @@ def test_padded_concat_errors_are_clear():
         O.padded_concat([a, a], mask=[True, True, False])
     with pytest.raises(ValueError, match="must not be empty"):
         O.padded_concat([])
-    gen = O.load_library()
+    with pytest.raises(TypeError, match="must be a list"):
+        O.padded_concat(a)
+
+
+def test_padded_concat_op_errors_are_clear(lib):
+    a, b = tf.ones([2, 4, 4, 3]), tf.ones([3, 2, 2, 3])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input 1 has batch 3 but input 0 has batch 2"):
+        O.padded_concat([a, b])
+    gen = lib
     # The op itself: eager (shape function) and graph with unknown shapes (kernel).
     with pytest.raises(tf.errors.InvalidArgumentError, match="input 0 must be rank 4"):
         gen.nas_tf_padded_concat([tf.ones([2, 3]), a], tf.constant([True, True]))
@@ -282,10 +363,6 @@ def test_padded_concat_errors_are_clear():
 
 def test_gather_matmul_errors_are_clear():
     w = tf.ones([4, 3, 5])
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\[0\] = 4 is not in \[0, 4\)"):
-        O.gather_matmul(tf.ones([2, 3]), w, 4)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\[1\] = -1 is not in \[0, 4\)"):
-        O.gather_matmul(tf.ones([2, 2, 3]), w, tf.constant([0, -1], tf.int64))
     with pytest.raises(ValueError, match="weights must be rank 3"):
         O.gather_matmul(tf.ones([2, 3]), tf.ones([3, 5]), 0)
     with pytest.raises(ValueError, match="needs an index of rank 1"):
@@ -294,7 +371,15 @@ def test_gather_matmul_errors_are_clear():
         O.gather_matmul(tf.ones([2, 3]), w, 1.0)
     with pytest.raises(TypeError, match="x is float64 but weights are float32"):
         O.gather_matmul(tf.ones([2, 3], tf.float64), w, 1)
-    gen = O.load_library()
+
+
+def test_gather_matmul_op_errors_are_clear(lib):
+    w = tf.ones([4, 3, 5])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\[0\] = 4 is not in \[0, 4\)"):
+        O.gather_matmul(tf.ones([2, 3]), w, 4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\[1\] = -1 is not in \[0, 4\)"):
+        O.gather_matmul(tf.ones([2, 2, 3]), w, tf.constant([0, -1], tf.int64))
+    gen = lib
     with pytest.raises(tf.errors.InvalidArgumentError, match="x has 4 columns but the weights need 3"):
         gen.nas_tf_gather_matmul(tf.ones([2, 4]), w, 1)
     f = tf.function(lambda x, i: gen.nas_tf_gather_matmul(x, w, i), input_signature=[tf.TensorSpec(None), tf.TensorSpec(None, tf.int32)])
@@ -326,7 +411,7 @@ print("sum", float(tf.reduce_sum(y)), float(tf.reduce_sum(z)))
 """
 
 
-def test_the_requested_library_is_the_one_in_use():
+def test_the_requested_library_is_the_one_in_use(lib):
     forced = os.environ.get("NAS_TF_OPS_LIBRARY")
     assert O.loaded_library_path() == (forced or O.library_path())
     assert O.load_error() is None
@@ -347,7 +432,7 @@ def test_environment_variable_disables_the_library():
     assert "warnings []" in out.stdout and "sum 4.0 24.0" in out.stdout
 
 
-def test_import_nas_tf_stays_lazy_and_registers_ops_when_tensorflow_arrives():
+def test_import_nas_tf_stays_lazy_and_registers_ops_when_tensorflow_arrives(lib):
     code = (
         "import sys, nas_tf\n"
         "assert 'tensorflow' not in sys.modules and 'nas_tf.ops' not in sys.modules\n"
@@ -360,7 +445,7 @@ def test_import_nas_tf_stays_lazy_and_registers_ops_when_tensorflow_arrives():
     assert "tried True True" in out.stdout
 
 
-def test_keras_layer_uses_the_op_and_opts_out_of_xla():
+def test_keras_layer_uses_the_op_and_opts_out_of_xla(lib):
     import keras
 
     from nas_tf.layers import PaddedConcat

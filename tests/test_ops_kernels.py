@@ -9,12 +9,12 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-try:
-    from nas_tf import _kernels
+try:  # installed, cached, or built now (nas_tf/_native.py)
+    from nas_tf.kernels import _kernels
 except ImportError as e:  # pragma: no cover - only without a compiler
     if os.environ.get("NAS_TF_REQUIRE_CUSTOM_OPS") == "1":
         raise
-    pytest.skip(f"nas_tf._kernels not built: {e}", allow_module_level=True)
+    pytest.skip(f"nas_tf._kernels not available: {e}", allow_module_level=True)
 
 
 def ref_padded_concat(xs, mask=None):
@@ -109,7 +109,7 @@ def test_every_cpu_code_path_is_correct(path):
     """The float32 tiles are picked at run time; force each other path in a fresh process."""
     code = (
         "import numpy as np\n"
-        "from nas_tf import _kernels\n"
+        "from nas_tf.kernels import _kernels\n"
         "rng = np.random.default_rng(0)\n"
         "print(_kernels.build_info()['cpu_gather_matmul_path'])\n"
         "for g, b, n, m, k in [(1, 1, 5, 3, 2), (2, 13, 70, 90, 3), (1, 64, 300, 130, 4), (2, 33, 700, 390, 3)]:\n"
@@ -132,9 +132,12 @@ def test_every_cpu_code_path_is_correct(path):
 
 
 def test_build_info_and_cuda_entry_points():
-    info = _kernels.build_info()
-    assert set(info) >= {"cuda", "tensorflow", "cpu_gather_matmul_path"}
-    assert info["cuda"] == _kernels.cuda_available()
+    from nas_tf import _native, kernels
+
+    info = kernels.build_info()
+    assert set(info) >= {"cuda", "build", "path", "cpu_gather_matmul_path"}
+    assert info["cuda"] == _kernels.cuda_available() == info["build"]["cuda"]
+    assert info["build"]["source_hash"] == _native.source_hash()  # never a stale build
     if not info["cuda"]:
         with pytest.raises(RuntimeError, match="built without CUDA"):
             _kernels.gather_matmul_cuda("float32", 0, 0, [0], 0, 1, 1, 1, 1)

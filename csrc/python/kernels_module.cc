@@ -14,9 +14,14 @@
 
 #include "../kernels/nas_tf_kernels.h"
 
-#ifndef NAS_TF_BUILT_FOR_TF
-#define NAS_TF_BUILT_FOR_TF ""
+#ifndef NAS_TF_BUILD_INFO
+#define NAS_TF_BUILD_INFO "{}"
 #endif
+
+// The build record (Python extension suffix, source hash, CUDA): csrc/build.py
+// finds it in the file before the module is imported.
+extern "C" __attribute__((used)) const char nas_tf_build_info[] =
+    "NAS_TF_BUILD_INFO=" NAS_TF_BUILD_INFO;
 
 namespace py = pybind11;
 using nas_tf::kernels::DType;
@@ -256,7 +261,7 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("build_info", [] {
     py::dict d;
     d["cuda"] = nas_tf::kernels::BuiltWithCuda();
-    d["tensorflow"] = std::string(NAS_TF_BUILT_FOR_TF);
+    d["build"] = std::string(NAS_TF_BUILD_INFO);
     d["cpu_gather_matmul_path"] = std::string(nas_tf::kernels::GatherMatmulCpuPath());
     return d;
   });

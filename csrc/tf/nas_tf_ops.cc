@@ -5,6 +5,15 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
+#ifndef NAS_TF_BUILD_INFO
+#define NAS_TF_BUILD_INFO "{}"
+#endif
+
+// The build record (TensorFlow version, source hash, CUDA): csrc/build.py
+// finds it in the file, so a library built for another TensorFlow is never loaded.
+extern "C" __attribute__((used)) const char nas_tf_build_info[] =
+    "NAS_TF_BUILD_INFO=" NAS_TF_BUILD_INFO;
+
 namespace nas_tf {
 
 using ::tensorflow::shape_inference::DimensionHandle;

@@ -9,43 +9,48 @@ the same outputs (tested), so the derived arch is trained from scratch by the
 NASNet builder (``scripts/train_final.py``) with nothing lost in translation.
 
 **Sharing** follows the authors' code (PAPERS.md 3.4.3): every (cell
-position, node, input slot, op) owns weights with a leading axis over the
-input node it may read, and the sampled input index selects the row
-(``nas_tf.ops.gather_matmul`` for the pointwise convs of the ``switch`` mode,
-reading the row in place; ``tf.gather`` elsewhere). The input tensor is picked by a one-hot weighted sum of the
-candidate states (a few elementwise ops, no branch function).
+position, node, input slot, op) owns weights for each input node it may
+read, and the sampled input index selects them. They are stored as a few
+banks per cell position -- one per op, a row per (node, slot, input) holding
+that op's kernels, batch-norm scales and offsets flattened -- so a step
+gathers one block of rows per bank and position (``tf.gather``), and the
+train step updates some 65 variables instead of some 900: with one variable
+per (node, slot, op, unit, kind), the optimizer update, weight decay and
+gradient clip alone were three quarters of the 38 000 nodes of the default
+search's train step.
 
 **Op selection** (``op_selection``):
 
-* ``"switch"`` (default): only the chosen op runs (``tf.switch_case``): the
-  fewest FLOPs and the fastest step (1.1-2.1x the static child at 32x32,
-  docs/benchmarks.md), but TensorFlow builds branch functions and their
-  gradients for every (position, node, slot): about 2 minutes of tracing and
-  graph optimisation on 2 CPU cores, once per search.
+* ``"switch"`` (default): only the chosen op runs. A node input is one call
+  of a graph function per cell kind and filter count (:class:`_NodeOps`):
+  a ``tf.switch_case`` routes the chosen state (no copy, and its gradient
+  reaches that state only), a second runs the chosen op. The function is
+  traced and differentiated once per (kind, filters) instead of once per
+  node and slot, and never inlined, so the first train step of the default
+  search takes seconds of tracing and graph optimisation instead of minutes
+  (``scripts/bench_enas.py`` measures both, docs/benchmarks.md).
 * ``"merged"``: the separable convs share one code path whose weights are
   those of the chosen op (a 3x3 depthwise kernel zero-padded to 5x5 gives the
   same SAME-padded result), so one separable conv runs whatever the choice;
   the pools and identity are computed too and a one-hot sum keeps the chosen
-  output. Plain dataflow: it traces in half the time, but each step is
-  2.7-3.7x the child (the 5x5 depthwise and the pool gradients): for short
-  runs on small images.
+  output. Plain dataflow, but each step computes more.
 * ``"all"``: every candidate computed and one picked, as the authors' code
   does (for the benchmark).
 
 **Cell output.** A cell concatenates its unused nodes: their number depends
-on the arch, so the supernet concatenates *all* ``B + 2`` states, each
-multiplied by its 0/1 "unused" mask -- a fixed width. Every layer that reads a
-cell output (the next cells' 1x1 convs and factorized reductions, the
-classifier) has a kernel over that full width; the child's kernel is its rows
-for the unused states, which is the same function. When the child reads a
-previous cell's output without adjusting it (exactly one unused state with
-the cell's filter count) the supernet takes that state directly (a
-``tf.cond``).
+on the arch, so the supernet concatenates *all* ``B + 2`` states with zeros
+in place of the used ones (:func:`nas_tf.ops.padded_concat` with the
+"unused" mask) -- a fixed width. Every layer that reads a cell output (the
+next cells' 1x1 convs and factorized reductions, the classifier) has a
+kernel over that full width; the child's kernel is its rows for the unused
+states, which is the same function. When the child reads a previous cell's
+output without adjusting it (exactly one unused state with the cell's filter
+count) the supernet takes that state directly (a ``tf.cond``).
 
 **Batch norm** always uses the statistics of the current batch (as the
 authors' search): moving averages would mix the statistics of every sampled
 architecture, and a reward is measured with the statistics of its own
-validation batch.
+validation batch. The chosen ops' batch norm is the fused op.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ import tensorflow as tf
 
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN
 from nas_tf.models.nasnet import build_nasnet
-from nas_tf.ops import gather_matmul
+from nas_tf.ops import padded_concat
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch
 
@@ -106,6 +111,26 @@ def build_enas_micro_child(
     )
 
 
+class _FactorizedReduction(FactorizedReduction):
+    """:class:`~nas_tf.layers.cell_ops.FactorizedReduction` (same weights) computed without strided slices.
+
+    The gradient kernel of a strided slice is slow on CPU (a fifth of the
+    supernet step at 32x32, on the full-width cell outputs): a stride-2 1x1
+    conv samples the pixels, and the one-pixel shift is a pad and a plain
+    slice.
+    """
+
+    def call(self, inputs, training=None):
+        if self.strides == 1:
+            return super().call(inputs, training=training)
+        x = tf.nn.relu(inputs) if self.relu else inputs
+        path1 = tf.nn.conv2d(x, self.conv_1.kernel, 2, "VALID")
+        size = tf.shape(x)
+        shifted = tf.slice(tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]]), [0, 1, 1, 0], [-1, size[1], size[2], -1])
+        path2 = tf.nn.conv2d(shifted, self.conv_2.kernel, 2, "VALID")
+        return self.bn(tf.concat([path1, path2], axis=-1), training=training)
+
+
 class _Position:
     """Static description of one cell position of the network."""
 
@@ -119,16 +144,169 @@ class _Position:
         self.prev_larger = prev_larger
 
 
-def _pointwise(x, bank, idx):
-    """1x1 conv of NHWC ``x`` with ``bank[idx]`` ([F_in, F_out]), read in place by nas_tf.ops.gather_matmul."""
-    shape = tf.shape(x)
-    y = gather_matmul(tf.reshape(x, [-1, x.shape[-1]]), bank, idx)
-    return tf.reshape(y, tf.concat([shape[:-1], [bank.shape[-1]]], 0))
-
-
 def _bn_train(x, gamma, beta, epsilon):
-    mean, var = tf.nn.moments(x, axes=[0, 1, 2])
-    return tf.nn.batch_normalization(x, mean, var, beta, gamma, epsilon)
+    """Batch norm with the current batch's statistics (one fused op and one for its gradient)."""
+    return tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon, is_training=True)[0]
+
+
+# ------------------------------------------------------------------ banks
+#
+# A bank holds one op's weights for every (node, slot, input) of a cell
+# position, one flat row each; a layout names the pieces of a row.
+
+
+def _sep_layout(size: int, f: int) -> list[tuple[str, tuple]]:
+    """The pieces of a separable-conv row: two units of depthwise, pointwise, gamma, beta."""
+    unit = [("depthwise", (size, size, f, 1)), ("pointwise", (f, f)), ("gamma", (f,)), ("beta", (f,))]
+    return [(f"{u}_{name}", shape) for u in range(2) for name, shape in unit]
+
+
+def _identity_layout(f: int) -> list[tuple[str, tuple]]:
+    """The pieces of a reduction identity row: 1x1 conv, gamma, beta."""
+    return [("conv", (f, f)), ("gamma", (f,)), ("beta", (f,))]
+
+
+def _width(layout) -> int:
+    return int(sum(np.prod(shape) for _, shape in layout))
+
+
+def _is_kernel(name: str) -> bool:
+    return not name.endswith(("gamma", "beta"))
+
+
+def _unpack(row, layout) -> list:
+    """The weights of one row (a tensor or a NumPy array), shaped as ``layout`` says."""
+    sizes = [int(np.prod(shape)) for _, shape in layout]
+    if isinstance(row, np.ndarray):
+        parts = np.split(row, np.cumsum(sizes)[:-1])
+        return [p.reshape(shape) for p, (_, shape) in zip(parts, layout)]
+    return [tf.reshape(p, shape) for p, (_, shape) in zip(tf.split(row, sizes), layout)]
+
+
+class _BankInitializer:
+    """He-normal kernels (fan-in of one row's kernel, as Keras computes it), ones for gamma, zeros for beta."""
+
+    def __init__(self, layout):
+        self.layout = layout
+
+    def __call__(self, shape, dtype=None):
+        rows, parts = shape[0], []
+        for name, piece in self.layout:
+            size = int(np.prod(piece))
+            if name.endswith("gamma"):
+                parts.append(keras.ops.ones((rows, size), dtype))
+            elif name.endswith("beta"):
+                parts.append(keras.ops.zeros((rows, size), dtype))
+            else:
+                fan_in = int(np.prod(piece[:-1]))
+                stddev = np.sqrt(2.0 / fan_in) / 0.87962566103423978  # keras.initializers.HeNormal
+                parts.append(keras.random.truncated_normal((rows, size), stddev=stddev, dtype=dtype))
+        return keras.ops.concatenate(parts, axis=1)
+
+
+class _BankL2:
+    """L2 penalty on the kernel pieces of a bank (not on batch-norm gamma and beta)."""
+
+    def __init__(self, layout, l2: float):
+        self.l2 = l2
+        self.mask = np.concatenate([np.full(int(np.prod(s)), float(_is_kernel(n)), np.float32) for n, s in layout])
+
+    def __call__(self, w):
+        return self.l2 * tf.reduce_sum(tf.square(w) * self.mask)
+
+
+# ----------------------------------------------------------------- the ops
+
+
+def _sep_apply(x, units, strides, epsilon):
+    """ReLU -> depthwise -> pointwise -> batch norm, once per unit ``(dw, pw, gamma, beta)``."""
+    for u, (dw, pw, gamma, beta) in enumerate(units):
+        s = strides if u == 0 else 1
+        x = tf.nn.relu(x)
+        x = tf.nn.depthwise_conv2d(x, dw, [1, s, s, 1], "SAME")
+        x = tf.nn.conv2d(x, pw[None, None], 1, "SAME")
+        x = _bn_train(x, gamma, beta, epsilon)
+    return x
+
+
+def _sep_forward(x, row, *, size, strides, epsilon):
+    """A separable conv of ``x`` with the weights of one bank row."""
+    w = _unpack(row, _sep_layout(size, x.shape[-1]))
+    return _sep_apply(x, [w[4 * u : 4 * u + 4] for u in range(2)], strides, epsilon)
+
+
+def _reduce_identity_forward(x, row, *, size, strides, epsilon):
+    """The identity of a reduction cell on a stride-2 input: ReLU -> strided 1x1 conv -> batch norm."""
+    conv, gamma, beta = _unpack(row, _identity_layout(x.shape[-1]))
+    x = tf.nn.conv2d(tf.nn.relu(x), conv[None, None], strides, "SAME")
+    return _bn_train(x, gamma, beta, epsilon)
+
+
+def _run_op(op, x, rows, strides, epsilon):
+    """One candidate op on ``x`` with its weights ``rows[op]`` (a bank row)."""
+    if op in _SEP_SIZES:
+        return _sep_forward(x, rows[op], size=_SEP_SIZES[op], strides=strides, epsilon=epsilon)
+    if op == "avg_pool_3x3":
+        return tf.nn.avg_pool2d(x, 3, strides, "SAME")
+    if op == "max_pool_3x3":
+        # With its argmax: inside a graph function the gradient kernel of
+        # plain max pool is the generic one (the fused CPU kernel needs its
+        # forward op in the same graph), several times slower than this one.
+        return tf.nn.max_pool_with_argmax(x, 3, strides, "SAME", include_batch_in_index=True)[0]
+    if op == "identity":
+        if strides == 1:
+            return tf.identity(x)
+        return _reduce_identity_forward(x, rows["identity"], size=1, strides=strides, epsilon=epsilon)
+    raise ValueError(f"unknown ENAS micro op {op!r}")  # pragma: no cover
+
+
+def _weighted_ops(ops, kind) -> list[str]:
+    """The ops with a bank row, in the order a node function takes them."""
+    return [op for op in _SEP_SIZES if op in ops] + (["identity"] if kind == "reduction" and "identity" in ops else [])
+
+
+class _NodeOps:
+    """A node input as one graph function per cell position: pick the input, run the chosen op.
+
+    ``fn(idx, op_id, *states, *rows)``: a ``tf.switch_case`` routes state
+    ``idx`` (no copy; the gradient reaches that state only), a second runs
+    op ``op_id`` with its bank row. A reduction cell runs an op with
+    stride 2 on its inputs (states 0 and 1) and with stride 1 on its nodes.
+    ``states`` are always ``max_inputs`` tensors (tiny dummies past the
+    node's inputs, never picked) and the shapes are left open, so each
+    function is traced once per (cell kind, filters), and it is never
+    inlined into the train step: it is optimised and instantiated once,
+    however many nodes call it. TensorFlow differentiates it once too.
+    """
+
+    def __init__(self, ops, epsilon: float, max_inputs: int):
+        self.ops = tuple(ops)
+        self.epsilon = epsilon
+        self.max_inputs = max_inputs
+        self._fns = {}
+
+    def get(self, kind: str, filters: int):
+        key = (kind, filters)
+        if key not in self._fns:
+            weighted = _weighted_ops(self.ops, kind)
+            n, ops, eps = self.max_inputs, self.ops, self.epsilon
+
+            def body(idx, op_id, *tensors):
+                states, rows = tensors[:n], dict(zip(weighted, tensors[n:]))
+                x = tf.switch_case(idx, [lambda s=s: tf.identity(s) for s in states])
+                x.set_shape([None, None, None, filters])
+                if kind == "normal":
+                    return tf.switch_case(op_id, [lambda op=op: _run_op(op, x, rows, 1, eps) for op in ops])
+                # Reduction: ops on the cell inputs (stride 2), then ops on the nodes (stride 1).
+                branches = [lambda op=op, s=s: _run_op(op, x, rows, s, eps) for s in (2, 1) for op in ops]
+                return tf.switch_case(op_id + len(ops) * tf.cast(idx >= 2, tf.int32), branches)
+
+            spec = [tf.TensorSpec([], tf.int32)] * 2 + [tf.TensorSpec([None, None, None, filters])] * n
+            spec += [tf.TensorSpec([None])] * len(weighted)
+            self._fns[key] = tf.function(
+                body, input_signature=spec, autograph=False, experimental_attributes={"_noinline": True}
+            )
+        return self._fns[key]
 
 
 class EnasMicroSupernet(keras.Model):
@@ -175,8 +353,10 @@ class EnasMicroSupernet(keras.Model):
         self.epsilon = batch_norm_epsilon
         self.weight_decay = weight_decay
         self.num_states = space.num_nodes + 2
+        self.max_inputs = space.num_nodes + 1  # inputs of the last node
         self._layout = space.token_layout()
         self.regularizer = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+        self._node_ops = _NodeOps(space.ops, batch_norm_epsilon, space.num_nodes + 1)
         settings = dict(batch_norm_epsilon=batch_norm_epsilon, kernel_regularizer=self.regularizer)
         self.stem_conv = keras.layers.Conv2D(
             3 * filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
@@ -197,12 +377,12 @@ class EnasMicroSupernet(keras.Model):
         for p in self.positions:
             self.input_convs[p.name] = ReLUConvBN(p.filters, 1, name=f"{p.name}_input", **settings)
             if p.prev_larger:
-                self.prev_adjust[p.name] = FactorizedReduction(p.filters, 2, relu=True, name=f"{p.name}_adjust_prev", **settings)
+                self.prev_adjust[p.name] = _FactorizedReduction(p.filters, 2, relu=True, name=f"{p.name}_adjust_prev", **settings)
             else:
                 self.prev_adjust[p.name] = ReLUConvBN(p.filters, 1, name=f"{p.name}_adjust_prev", **settings)
             if p.kind == "reduction":
                 self.state_reductions[p.name] = [
-                    FactorizedReduction(p.filters, 2, name=f"{p.name}_reduce_state{i}", **settings) for i in range(2)
+                    _FactorizedReduction(p.filters, 2, name=f"{p.name}_reduce_state{i}", **settings) for i in range(2)
                 ]
         self.drop = keras.layers.Dropout(dropout, name="dropout") if dropout else None
         self.classifier = keras.layers.Dense(num_classes, kernel_regularizer=self.regularizer, name="logits")
@@ -223,16 +403,24 @@ class EnasMicroSupernet(keras.Model):
 
     # ------------------------------------------------------------------ build
 
-    def _shared(self, shape, name, initializer="he_normal", regularize=True):
+    def _bank(self, rows, layout, name):
+        regularizer = _BankL2(layout, self.weight_decay / 2.0) if self.weight_decay else None
         return self.add_weight(
-            shape=shape, initializer=initializer, name=name, regularizer=self.regularizer if regularize else None
+            shape=(rows, _width(layout)), initializer=_BankInitializer(layout), name=name, regularizer=regularizer
         )
+
+    def _row(self, b, k, idx, inputs=None):
+        """Bank row of node ``b``, slot ``k``, input ``idx`` (``inputs``: rows per (node, slot))."""
+        return (2 * b + k) * (inputs or self.max_inputs) + idx
 
     def build(self, input_shape):
         height, width = input_shape[1], input_shape[2]
         self.stem_conv.build((None, height, width, input_shape[-1]))
         self.stem_bn.build((None, height, width, 3 * self.filters))
-        self.sep, self.ident = {}, {}
+        # One bank per (position, op): a row per (node, slot, input). Node b has
+        # b + 2 inputs; the rows past them are never read.
+        self.sep_banks, self.ident_banks = {}, {}
+        rows = 2 * self.space.num_nodes * self.max_inputs
         levels = {-1: 0}
         for p in self.positions:
             x_level = levels[p.x_src]
@@ -244,69 +432,55 @@ class EnasMicroSupernet(keras.Model):
             if p.kind == "reduction":
                 for fr in self.state_reductions[p.name]:
                     fr.build(h_shape + (p.filters,))
-            f = p.filters
-            for b in range(self.space.num_nodes):
-                n_in = b + 2
-                for k in range(2):
-                    key = (p.name, b, k)
-                    for op, size in _SEP_SIZES.items():
-                        if op not in self.space.ops:
-                            continue
-                        units = []
-                        for u in range(2):
-                            tag = f"{p.name}_n{b}_s{k}_{op}_{u}"
-                            units.append(
-                                (
-                                    self._shared((n_in, size, size, f, 1), tag + "_depthwise"),
-                                    self._shared((n_in, f, f), tag + "_pointwise"),
-                                    self._shared((n_in, f), tag + "_gamma", "ones", False),
-                                    self._shared((n_in, f), tag + "_beta", "zeros", False),
-                                )
-                            )
-                        self.sep[key + (op,)] = units
-                    if p.kind == "reduction" and "identity" in self.space.ops:
-                        tag = f"{p.name}_n{b}_s{k}_identity"
-                        self.ident[key] = (
-                            self._shared((2, f, f), tag + "_conv"),
-                            self._shared((2, f), tag + "_gamma", "ones", False),
-                            self._shared((2, f), tag + "_beta", "zeros", False),
-                        )
+            for op, size in _SEP_SIZES.items():
+                if op in self.space.ops:
+                    self.sep_banks[(p.name, op)] = self._bank(rows, _sep_layout(size, p.filters), f"{p.name}_{op}")
+            if p.kind == "reduction" and "identity" in self.space.ops:
+                # Read with stride 2 from the cell inputs only: a row per (node, slot, input 0 or 1).
+                self.ident_banks[p.name] = self._bank(
+                    2 * self.space.num_nodes * 2, _identity_layout(p.filters), f"{p.name}_identity"
+                )
             levels[p.index] = x_level + (1 if p.kind == "reduction" else 0)
         self.classifier.build((None, self._width(self.positions[-1].index)))
         self.built = True
 
     # ------------------------------------------------------------------- ops
 
-    def _op(self, op, x, key, idx, strides):
-        """One candidate op on input ``x`` (read from state ``idx``) with the row ``idx`` of its weights."""
-        if op in _SEP_SIZES:
-            for u, (dw, pw, gamma, beta) in enumerate(self.sep[key + (op,)]):
-                s = strides if u == 0 else 1
-                x = tf.nn.relu(x)
-                x = tf.nn.depthwise_conv2d(x, tf.gather(dw, idx), [1, s, s, 1], "SAME")
-                x = _pointwise(x, pw, idx)
-                x = _bn_train(x, tf.gather(gamma, idx), tf.gather(beta, idx), self.epsilon)
-            return x
-        if op == "avg_pool_3x3":
-            return tf.nn.avg_pool2d(x, 3, strides, "SAME")
-        if op == "max_pool_3x3":
-            return tf.nn.max_pool2d(x, 3, strides, "SAME")
-        if op == "identity":
-            if strides == 1:
-                return x
-            conv, gamma, beta = self.ident[key]
-            x = tf.nn.conv2d(tf.nn.relu(x), tf.gather(conv, idx)[None, None], strides, "SAME")
-            return _bn_train(x, tf.gather(gamma, idx), tf.gather(beta, idx), self.epsilon)
-        raise ValueError(f"unknown ENAS micro op {op!r}")  # pragma: no cover
+    def _position_rows(self, p, inputs):
+        """Every node input's bank rows at position ``p``: one gather per bank.
 
-    def _merged_op(self, x, key, idx, op_id, strides):
+        Args:
+            p: the cell position.
+            inputs: int vector of the input index of every (node, slot).
+
+        Returns:
+            One dict per (node, slot): op name -> its weights row.
+        """
+        sites = 2 * self.space.num_nodes
+        rows = [{} for _ in range(sites)]
+        for op in _SEP_SIZES:
+            if (p.name, op) in self.sep_banks:
+                got = tf.gather(self.sep_banks[(p.name, op)], self._row(tf.range(sites) // 2, tf.range(sites) % 2, inputs))
+                for site, row in enumerate(tf.unstack(got, sites)):
+                    rows[site][op] = row
+        if p.name in self.ident_banks:
+            index = self._row(tf.range(sites) // 2, tf.range(sites) % 2, tf.minimum(inputs, 1), inputs=2)
+            for site, row in enumerate(tf.unstack(tf.gather(self.ident_banks[p.name], index), sites)):
+                rows[site]["identity"] = row
+        return rows
+
+    def _op(self, op, x, rows, strides):
+        """One candidate op on input ``x`` with its weights ``rows[op]``."""
+        return _run_op(op, x, rows, strides, self.epsilon)
+
+    def _merged_op(self, x, rows, op_id, strides):
         """All candidates as plain dataflow, the separable convs merged into one.
 
         The chosen separable conv's weights are selected (a 3x3 depthwise
         kernel zero-padded to 5x5 gives the same SAME-padded result), so one
         separable conv runs whatever the choice; the pools and the identity are
         computed too and the chosen output is kept by a one-hot sum. No branch
-        functions: the train step traces in seconds instead of minutes.
+        functions.
         """
         ops = self.space.ops
         pick = tf.one_hot(op_id, len(ops), dtype=x.dtype)
@@ -314,59 +488,73 @@ class EnasMicroSupernet(keras.Model):
         seps = [(i, op) for i, op in enumerate(ops) if op in _SEP_SIZES]
         if seps:
             size = max(_SEP_SIZES[op] for _, op in seps)
-            y = x
-            for u in range(2):
-                s = strides if u == 0 else 1
-                dw = pw = gamma = beta = 0.0
-                for i, op in seps:
-                    d, p, g, b = self.sep[key + (op,)][u]
-                    pad = (size - _SEP_SIZES[op]) // 2
-                    d = tf.gather(d, idx)
+            units = [[0.0] * 4 for _ in range(2)]
+            for i, op in seps:
+                w = _unpack(rows[op], _sep_layout(_SEP_SIZES[op], x.shape[-1]))
+                pad = (size - _SEP_SIZES[op]) // 2
+                for u in range(2):
+                    dw, pw, gamma, beta = w[4 * u : 4 * u + 4]
                     if pad:
-                        d = tf.pad(d, [[pad, pad], [pad, pad], [0, 0], [0, 0]])
-                    dw += pick[i] * d
-                    pw += pick[i] * tf.gather(p, idx)
-                    gamma += pick[i] * tf.gather(g, idx)
-                    beta += pick[i] * tf.gather(b, idx)
-                y = tf.nn.relu(y)
-                y = tf.nn.depthwise_conv2d(y, dw, [1, s, s, 1], "SAME")
-                y = tf.nn.conv2d(y, pw[None, None], 1, "SAME")
-                y = _bn_train(y, gamma, beta, self.epsilon)
+                        dw = tf.pad(dw, [[pad, pad], [pad, pad], [0, 0], [0, 0]])
+                    for j, v in enumerate((dw, pw, gamma, beta)):
+                        units[u][j] += pick[i] * v
+            y = _sep_apply(x, units, strides, self.epsilon)
             outs.append(tf.add_n([pick[i] for i, _ in seps]) * y)
         for i, op in enumerate(ops):
             if op not in _SEP_SIZES:
-                outs.append(pick[i] * self._op(op, x, key, idx, strides))
+                outs.append(pick[i] * self._op(op, x, rows, strides))
         return tf.add_n(outs)
 
-    def _branch(self, states, key, idx, op_id, strides, offset):
-        """The op ``op_id`` on state ``idx`` (states indexed from ``offset``).
+    @staticmethod
+    def _pick(states, idx, offset):
+        """State ``idx`` (states indexed from ``offset``) by a one-hot weighted sum.
 
-        The input is picked by a one-hot weighted sum of the states (plain
-        dataflow: a few elementwise ops, no branch functions to trace and
-        differentiate), then one switch over the ops runs only the chosen one.
+        Plain dataflow (a few elementwise ops), no branch functions to trace
+        and differentiate.
         """
-        if len(states) > 1:
-            pick = tf.one_hot(idx - offset, len(states), dtype=states[0].dtype)
-            x = tf.add_n([s * pick[i] for i, s in enumerate(states)])
-        else:
-            x = states[0]
-        if self.op_selection == "merged":
-            return self._merged_op(x, key, idx, op_id, strides)
-        branches = [lambda op=op: self._op(op, x, key, idx, strides) for op in self.space.ops]
-        if self.op_selection == "switch":
-            return tf.switch_case(op_id, branches)
-        return tf.gather(tf.stack([f() for f in branches]), op_id)
+        if len(states) == 1:
+            return states[0]
+        pick = tf.one_hot(idx - offset, len(states), dtype=states[0].dtype)
+        return tf.add_n([s * pick[i] for i, s in enumerate(states)])
 
-    def _node_input(self, p, states, key, idx, op_id):
+    def _branch(self, states, rows, idx, op_id, strides, offset):
+        """The op ``op_id`` on state ``idx`` (``merged`` and ``all`` modes)."""
+        x = self._pick(states, idx, offset)
+        if self.op_selection == "merged":
+            return self._merged_op(x, rows, op_id, strides)
+        return tf.gather(tf.stack([self._op(op, x, rows, strides) for op in self.space.ops]), op_id)
+
+    @staticmethod
+    def _dummy(filters):
+        """A stand-in for a state a node cannot read (its inputs are padded to ``max_inputs``)."""
+        return tf.zeros([1, 1, 1, filters])
+
+    @staticmethod
+    def _reduced(shape):
+        half = [None if d is None else (d + 1) // 2 for d in shape[1:3]]
+        return tf.TensorShape([shape[0]] + half + [shape[3]])
+
+    def _node_input(self, p, states, rows, idx, op_id):
+        # Reduction cell: the cell inputs (states 0, 1) are read with stride 2, the nodes with stride 1.
         if p.kind == "normal":
-            return self._branch(states, key, idx, op_id, 1, 0)
-        # Reduction cell: the cell inputs (states 0, 1) are read with stride 2.
-        if len(states) == 2:
-            return self._branch(states, key, idx, op_id, 2, 0)
+            groups = [(states, 0, 1)]
+        elif len(states) == 2:
+            groups = [(states, 0, 2)]
+        else:
+            groups = [(states[:2], 0, 2), (states[2:], 2, 1)]
+        if self.op_selection == "switch":
+            padded = states + [self._dummy(p.filters)] * (self.max_inputs - len(states))
+            weighted = [rows[op] for op in _weighted_ops(self.space.ops, p.kind)]
+            y = self._node_ops.get(p.kind, p.filters)(idx, op_id, *padded, *weighted)
+            y.set_shape(states[-1].shape if p.kind == "normal" or len(states) > 2 else self._reduced(states[0].shape))
+            return y
+        if len(groups) == 1:
+            return self._branch(groups[0][0], rows, idx, op_id, groups[0][2], groups[0][1])
+        (big, o_big, s_big), (small, o_small, s_small) = groups
         return tf.cond(
             idx < 2,
-            lambda: self._branch(states[:2], key, idx, op_id, 2, 0),
-            lambda: self._branch(states[2:], key, idx, op_id, 1, 2),
+            lambda: self._branch(big, rows, idx, op_id, s_big, o_big),
+            lambda: self._branch(small, rows, idx, op_id, s_small, o_small),
         )
 
     def _may_match(self, p) -> bool:
@@ -428,16 +616,20 @@ class EnasMicroSupernet(keras.Model):
                     lambda: adjust(full, training=True),
                 )
             states = [h, prev]
-            for b, node in enumerate(self._layout[p.kind]):
-                parts = []
-                for k in range(2):
-                    parts.append(self._node_input(p, states, (p.name, b, k), arch[node[k]], arch[node[2 + k]]))
+            layout = self._layout[p.kind]
+            inputs = tf.gather(arch, [node[k] for node in layout for k in range(2)])
+            op_ids = tf.unstack(tf.gather(arch, [node[2 + k] for node in layout for k in range(2)]), len(layout) * 2)
+            rows = self._position_rows(p, inputs)
+            inputs = tf.unstack(inputs, len(layout) * 2)
+            for b in range(len(layout)):
+                parts = [self._node_input(p, states, rows[2 * b + k], inputs[2 * b + k], op_ids[2 * b + k]) for k in range(2)]
                 states.append(parts[0] + parts[1])
             if p.kind == "reduction":
                 states[0] = self.state_reductions[p.name][0](states[0], training=True)
                 states[1] = self.state_reductions[p.name][1](states[1], training=True)
-            mask = masks[p.kind]
-            outputs[p.index] = tf.concat([s * mask[i] for i, s in enumerate(states)], axis=-1)
+            # The unused states (mask 1) in place, the others zeros: one masked
+            # concat (nas_tf.ops.padded_concat, its own gradient op).
+            outputs[p.index] = padded_concat(states, masks[p.kind] > 0)
         x = tf.reduce_mean(tf.nn.relu(outputs[self.positions[-1].index]), axis=[1, 2])
         if self.drop is not None:
             x = self.drop(x, training=training)
@@ -495,18 +687,21 @@ class EnasMicroSupernet(keras.Model):
                 for k, side in enumerate(("left", "right")):
                     op, idx = block.ops[k], block.inputs[k]
                     layer = child.get_layer(f"{p.name}_block{b}_{side}_{op}")
-                    key = (p.name, b, k)
                     if op in _SEP_SIZES:
-                        for u, (dw, pw, gamma, beta) in enumerate(self.sep[key + (op,)]):
-                            layer.convs[u].depthwise_kernel.assign(dw[idx])
-                            layer.convs[u].pointwise_kernel.assign(pw[idx][None, None])
-                            layer.bns[u].gamma.assign(gamma[idx])
-                            layer.bns[u].beta.assign(beta[idx])
+                        row = self.sep_banks[(p.name, op)].numpy()[self._row(b, k, idx)]
+                        w = _unpack(row, _sep_layout(_SEP_SIZES[op], p.filters))
+                        for u in range(2):
+                            dw, pw, gamma, beta = w[4 * u : 4 * u + 4]
+                            layer.convs[u].depthwise_kernel.assign(dw)
+                            layer.convs[u].pointwise_kernel.assign(pw[None, None])
+                            layer.bns[u].gamma.assign(gamma)
+                            layer.bns[u].beta.assign(beta)
                     elif op == "identity" and layer.conv is not None:
-                        conv, gamma, beta = self.ident[key]
-                        layer.conv.kernel.assign(conv[idx][None, None])
-                        layer.bn.gamma.assign(gamma[idx])
-                        layer.bn.beta.assign(beta[idx])
+                        row = self.ident_banks[p.name].numpy()[self._row(b, k, idx, inputs=2)]
+                        conv, gamma, beta = _unpack(row, _identity_layout(p.filters))
+                        layer.conv.kernel.assign(conv[None, None])
+                        layer.bn.gamma.assign(gamma)
+                        layer.bn.beta.assign(beta)
         dense = child.get_layer("logits")
         dense.kernel.assign(tf.gather(self.classifier.kernel, rows(self.positions[-1].index), axis=0))
         dense.bias.assign(self.classifier.bias)

@@ -11,13 +11,20 @@ traced once for all architectures.
 Node ``l`` owns a bank ``[l * A, units, 2 * units]``: one matrix per (earlier
 node it may read, activation) -- the corrected code's ``w_skip[l][f, prev]``
 (``weights_per_activation=False`` gives the paper's one matrix per (l, prev),
-bank ``[l, units, 2 * units]``). The sampled indices select a matrix with
-:func:`gather_shared` (``tf.gather``; the one place to switch to a custom
-gather op). The selection happens **once per call**, before the loop over time
-steps, so each step multiplies by ``L`` plain ``[units, 2 * units]`` matrices,
-as the static child does, and each step's gradient is that of the selected
-matrices only (selecting inside the loop made every step's gradient as large
-as the whole bank: 1.7x the child's step time instead of parity).
+bank ``[l, units, 2 * units]``).
+
+**Weight selection** (``weight_selection``), chosen by measurement
+(``scripts/bench_enas_rnn.py``, docs/benchmarks.md):
+
+* ``"gather"`` (default): :func:`gather_shared` (``tf.gather``) copies each
+  node's matrix **once per call**, before the loop over time steps, so each
+  step multiplies by ``L`` plain ``[units, 2 * units]`` matrices, as the
+  static child does, and each step's gradient is that of the selected
+  matrices only;
+* ``"gather_matmul"``: every step multiplies by the chosen matrix read in
+  place from its bank (:func:`nas_tf.ops.gather_matmul`, no copy). Its bank
+  gradient is produced inside the time loop, which accumulates it over the
+  steps as large as the whole bank.
 
 **Only the chosen activation runs** (``tf.switch_case``;
 ``activation_selection="all"`` computes the four and picks one, as the
@@ -44,6 +51,7 @@ that ``scripts/train_final.py`` trains); both compute the same function
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras
@@ -51,21 +59,19 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.layers.enas_rnn_cell import highway
-from nas_tf.utils.checks import positive_int, rate
-from nas_tf.utils.keras_private import DropoutRNNCell
 from nas_tf.models.language_model import LanguageModel, build_language_model
+from nas_tf.ops import gather_matmul
 from nas_tf.spaces.base import make_space
 from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnSpace
+from nas_tf.utils.checks import positive_int, rate
+from nas_tf.utils.keras_private import DropoutRNNCell
 
+WEIGHT_SELECTIONS = ("gather", "gather_matmul")
 _ACTS = {"tanh": tf.tanh, "relu": tf.nn.relu, "sigmoid": tf.sigmoid, "identity": tf.identity}
 
 
 def gather_shared(bank, index: tf.Tensor) -> tf.Tensor:
-    """``bank[index]``: the shared-weight selection of the supernet.
-
-    The single place where the supernet selects a shared matrix (once per
-    call, outside the time loop); a custom gather(-matmul) op goes here.
-    """
+    """``bank[index]``: the shared-weight selection of the ``"gather"`` mode (once per call)."""
     return tf.gather(bank, index)
 
 
@@ -82,6 +88,9 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
             corrected code) instead of per (node, input) (the paper).
         activation_selection: ``"switch"`` (only the chosen activation runs)
             or ``"all"`` (all four run, one is picked).
+        weight_selection: ``"gather"`` (each node's matrix copied once per
+            call) or ``"gather_matmul"`` (read in place at every step); see
+            the module docstring.
         kernel_initializer: initializer of every input and node kernel.
         recurrent_initializer: initializer of node 0's recurrent kernel.
         dropout: variational dropout on ``x_t``.
@@ -96,6 +105,7 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
         units: int,
         weights_per_activation: bool = True,
         activation_selection: str = "switch",
+        weight_selection: str = "gather",
         kernel_initializer: Any = "glorot_uniform",
         recurrent_initializer: Any = "glorot_uniform",
         dropout: float = 0.0,
@@ -108,10 +118,13 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
             raise ValueError(f"space must be an EnasRnnSpace, got {type(space).__name__}")
         if activation_selection not in ("switch", "all"):
             raise ValueError(f"activation_selection must be 'switch' or 'all', got {activation_selection!r}")
+        if weight_selection not in WEIGHT_SELECTIONS:
+            raise ValueError(f"weight_selection must be 'gather' or 'gather_matmul', got {weight_selection!r}")
         self.space = space
         self.units = positive_int("units", units)
         self.weights_per_activation = bool(weights_per_activation)
         self.activation_selection = activation_selection
+        self.weight_selection = weight_selection
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.dropout = rate("dropout", dropout)
@@ -165,7 +178,11 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
             read = tf.reduce_any(tf.equal(prevs[None, :], tf.range(1, L + 1)[:, None]), axis=1)
             loose = 1.0 - tf.cast(read, tf.float32)
             weights = loose / tf.reduce_sum(loose)
-        kernels = [gather_shared(self.banks[k], self.bank_index(prevs[k], acts[k])) for k in range(L)]
+        index = [self.bank_index(prevs[k], acts[k]) for k in range(L)]
+        if self.weight_selection == "gather":
+            kernels = [gather_shared(self.banks[k], index[k]) for k in range(L)]
+        else:  # read in place at every step
+            kernels = [functools.partial(gather_matmul, weights=self.banks[k], index=index[k]) for k in range(L)]
         self._selected = {"prevs": prevs, "acts": acts, "kernels": kernels, "output_weights": weights}
 
     def clear(self) -> None:
@@ -194,7 +211,8 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
             # The node read: a switch returning one of the earlier nodes (no stacked copy).
             s_in = nodes[0] if k == 0 else tf.switch_case(prev, [lambda n=n: n for n in nodes])
             x = s_in if mask is None else s_in * mask
-            ht = tf.matmul(x, sel["kernels"][k])
+            kernel = sel["kernels"][k]
+            ht = kernel(x) if callable(kernel) else tf.matmul(x, kernel)
             nodes.append(highway(s_in, ht, lambda h, a=act: self._activate(a, h)))
         out = tf.tensordot(sel["output_weights"], tf.stack(nodes[1:]), axes=1)
         return out, [out]
@@ -209,6 +227,7 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
             "units": self.units,
             "weights_per_activation": self.weights_per_activation,
             "activation_selection": self.activation_selection,
+            "weight_selection": self.weight_selection,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
             "dropout": self.dropout,
@@ -242,6 +261,7 @@ class EnasRnnSupernetLM(LanguageModel):
         x_dropout: variational dropout of every cell on its input ``x_t``
             (``enas_lm``'s ``drop_x``, 0.75 in its search; the cell's
             ``dropout``), in training only.
+        weight_selection: see :class:`EnasRnnSupernetCell`.
         **options: the other :class:`~nas_tf.models.LanguageModel` arguments
             (``tie_weights``, ``embedding_dropout``, ``input_dropout``,
             ``output_dropout``, ``recurrent_dropout``, ``init_scale``,
@@ -266,6 +286,7 @@ class EnasRnnSupernetLM(LanguageModel):
         weights_per_activation: bool = True,
         activation_selection: str = "switch",
         x_dropout: float = 0.0,
+        weight_selection: str = "gather",
         **options,
     ):
         if not isinstance(space, EnasRnnSpace):
@@ -275,6 +296,7 @@ class EnasRnnSupernetLM(LanguageModel):
         self.weights_per_activation = bool(weights_per_activation)
         self.activation_selection = activation_selection
         self.x_dropout = rate("x_dropout", x_dropout)
+        self.weight_selection = weight_selection
         if "cell" in options:
             raise ValueError("EnasRnnSupernetLM: the cell is the supernet cell of `space`; do not pass `cell`")
         super().__init__(vocab_size, cell=None, units=units, num_layers=num_layers, **options)
@@ -289,6 +311,7 @@ class EnasRnnSupernetLM(LanguageModel):
             weights_per_activation=self.weights_per_activation,
             activation_selection=self.activation_selection,
             dropout=self.x_dropout,
+            weight_selection=self.weight_selection,
             recurrent_dropout=self.recurrent_dropout,
             seed=seed,
             name=f"cell_{index}",
@@ -355,6 +378,7 @@ class EnasRnnSupernetLM(LanguageModel):
             "weights_per_activation": self.weights_per_activation,
             "activation_selection": self.activation_selection,
             "x_dropout": self.x_dropout,
+            "weight_selection": self.weight_selection,
         }
 
     @classmethod

@@ -1,11 +1,14 @@
 """Lazy loading of nas_tf's compiled TensorFlow op library and the switches around it.
 
-The library (``nas_tf/ops/_nas_tf_ops*.so``, built by ``pip install``; see
-``csrc/build.py``) is loaded on first use, never at ``import nas_tf``. Every op
-wrapper falls back to a pure-TensorFlow implementation with the same results
-when:
+The library is loaded on first use, never at ``import nas_tf``: the one
+``pip install`` built next to this package when it fits the imported
+TensorFlow, else the one built for it on first use into the user's cache
+(:mod:`nas_tf._native`: one line says what is built and how long it took).
+Every op wrapper falls back to a pure-TensorFlow implementation with the
+same results when:
 
-* the library is missing or cannot be loaded (a warning says why, once);
+* the library cannot be had (no C++ compiler, the build failed, ...): a
+  warning says why, once;
 * ``NAS_TF_DISABLE_CUSTOM_OPS=1`` is set (the library is then never loaded);
 * :func:`set_custom_ops_enabled` turned the ops off, or the code runs inside
   :func:`custom_ops_disabled` (what portable SavedModel export does);
@@ -13,21 +16,20 @@ when:
   compile custom ops.
 
 ``NAS_TF_OPS_LIBRARY=/path/to/lib.so`` loads another build of the same library
-(for example the one Bazel builds).
+(for example the one Bazel builds) as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import importlib.machinery
 import os
 import threading
 import warnings
 
+from nas_tf import _native
+
 ENV_DISABLE = "NAS_TF_DISABLE_CUSTOM_OPS"
 ENV_LIBRARY = "NAS_TF_OPS_LIBRARY"
-LIBRARY_STEM = "_nas_tf_ops"
 
 _lock = threading.Lock()
 _state = {"tried": False, "module": None, "error": None, "path": None}
@@ -39,77 +41,65 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def library_path() -> str | None:
-    """Path of the op library that would be loaded (None if there is none)."""
+def library_path(build: bool = False) -> str | None:
+    """Path of the op library that is (or would be) loaded; None if there is none yet.
+
+    Args:
+        build: build it now if needed (as the first use does).
+    """
     forced = os.environ.get(ENV_LIBRARY)
     if forced:
         return forced
-    here = os.path.dirname(os.path.abspath(__file__))
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = os.path.join(here, LIBRARY_STEM + suffix)
-        if os.path.exists(path):
-            return path
-    found = sorted(glob.glob(os.path.join(here, LIBRARY_STEM + "*.so")))
-    return found[0] if found else None
+    import tensorflow as tf
 
-
-def _build_mismatch(tf_version: str) -> str | None:
-    """Reason not to load the library: it was built for another TensorFlow."""
     try:
-        from nas_tf import _kernels
-    except ImportError:
-        return None  # no build record; load and let TensorFlow judge
-    built_for = _kernels.build_info().get("tensorflow", "")
-    if built_for and built_for != tf_version:
-        return (
-            f"it was built for TensorFlow {built_for} but TensorFlow {tf_version} is running "
-            "(rebuild: pip install --no-build-isolation -e .)"
-        )
-    return None
+        return _native.op_library(tf, build=build)
+    except _native.NativeUnavailable:
+        return None
 
 
-def load_library(quiet: bool = False):
+def load_library(quiet: bool = False, build: bool = True):
     """Loads the op library once; returns its module of op wrappers or None.
 
     Args:
         quiet: do not warn now when the library cannot be used (a later call
             without ``quiet`` warns once).
+        build: build the library if no installed or cached one fits (the
+            import hook of :mod:`nas_tf._tf_hook` passes False: it only
+            registers a library that is already there).
     """
     if not _state["tried"]:
         with _lock:
             if not _state["tried"]:
-                _try_load()
+                _try_load(build)
     if not quiet and _state["module"] is None and _state.get("warn") and not _state.get("warned"):
         _state["warned"] = True
         warnings.warn(f"nas_tf: {_state['warn']}; using the pure-TensorFlow fallbacks", RuntimeWarning, stacklevel=2)
     return _state["module"]
 
 
-def _try_load() -> None:
-    """One attempt to load the library; records the module or the reason."""
-    try:
-        if _truthy(os.environ.get(ENV_DISABLE)):
-            _state["error"] = f"{ENV_DISABLE} is set"
-            return
-        path = library_path()
-        if path is None:
-            _state["error"] = "the compiled op library is not installed"
-            _state["warn"] = "the compiled op library was not found (the C++ build was skipped or failed)"
-            return
-        import tensorflow as tf
+def _try_load(build: bool) -> None:
+    """One attempt to load the library; records the module or the reason (unless a build was deferred)."""
+    if _truthy(os.environ.get(ENV_DISABLE)):
+        _state.update(tried=True, error=f"{ENV_DISABLE} is set")
+        return
+    import tensorflow as tf
 
-        if not os.environ.get(ENV_LIBRARY):
-            reason = _build_mismatch(tf.__version__)
-            if reason:
-                _state["error"] = _state["warn"] = f"not loading {path}: {reason}"
-                return
+    path = os.environ.get(ENV_LIBRARY)
+    if not path:
         try:
-            _state["module"] = tf.load_op_library(path)
-            _state["path"] = path
-        except Exception as e:  # noqa: BLE001 - any load failure means: use the fallback
-            _state["error"] = _state["warn"] = f"could not load {path}: {e}"
-    finally:
-        _state["tried"] = True
+            path = _native.op_library(tf, build=build)
+        except _native.NativeUnavailable as e:
+            if not build:
+                return  # a later use builds it
+            _state.update(tried=True, error=str(e), warn=f"the compiled op library is not available: {e}")
+            return
+    try:
+        _state["module"] = tf.load_op_library(path)
+        _state["path"] = path
+    except Exception as e:  # noqa: BLE001 - any load failure means: use the fallback
+        _state["error"] = _state["warn"] = f"could not load {path}: {e}"
+    _state["tried"] = True
 
 
 def load_error() -> str | None:
