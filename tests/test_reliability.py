@@ -557,3 +557,139 @@ def test_an_append_on_a_full_disk_leaves_no_torn_line(tmp_path):
 
     assert disk_full_reason(e.value) == "file too large (the file-size limit, ulimit -f)"
     assert disk_full_reason(OSError(errno.ENOSPC, "No space left on device")) == "no space left on device"
+
+
+# ------------------------------------------------------- one-shot, final training
+
+
+class _CountingTask:
+    """A shared-weights task with one variable (no network): the one-shot loop's files and checkpoints, instantly."""
+
+    def __init__(self):
+        import tensorflow as tf
+
+        self.w = tf.Variable(0.0)
+
+    def train_epoch(self, epoch, sample_tokens):
+        for _ in range(2):
+            self.w.assign_add(float(sum(sample_tokens())) / 10.0)
+        return {"loss": float(self.w.numpy())}
+
+    def reward_batches(self, epoch):
+        import itertools
+
+        return itertools.count(epoch * 100)
+
+    def reward(self, tokens, batch):
+        return ((sum(int(t) for t in tokens) * 7 + batch) % 10 + float(self.w.numpy()) % 1) / 10.0, {}
+
+    def trackables(self):
+        return {"w": self.w}
+
+    def config(self):
+        return {}
+
+    def trace_counts(self):
+        return {}
+
+    distribute_strategy = None
+
+
+def _one_shot(model_dir, epochs):
+    from nas_tf.controller import RandomSearch
+    from nas_tf.search import OneShotConfig, OneShotSearch
+    from nas_tf.spaces import EnasMacroSpace
+
+    config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=2,
+                           derive_samples=3)
+    return OneShotSearch(EnasMacroSpace(num_layers=2), RandomSearch(seed=3), _CountingTask(), config).run()
+
+
+def test_a_one_shot_search_falls_back_to_its_previous_checkpoint(tmp_path):
+    from nas_tf.utils.io import RunDirError
+
+    whole = _one_shot(tmp_path / "whole", 3)
+    run = tmp_path / "run"
+    _one_shot(run, 2)
+    for p in (run / "checkpoints").glob("ckpt-4.*"):  # the newest: after epoch 1's controller phase
+        p.unlink()
+    resumed = _one_shot(run, 3)
+    assert read_jsonl(run / "history.jsonl") == read_jsonl(tmp_path / "whole" / "history.jsonl")
+    assert resumed["best_reward"] == whole["best_reward"]
+    assert (run / "best_arch.json").read_text() == (tmp_path / "whole" / "best_arch.json").read_text()
+    # A history that lacks counted controller updates is refused (not restarted).
+    (run / "history.jsonl").unlink()
+    with pytest.raises(RunDirError, match=r"history.jsonl is missing, but checkpoint ckpt-6 counts 6 controller updates"):
+        _one_shot(run, 4)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.endswith(".index")) == ["ckpt-5.index",
+                                                                                                   "ckpt-6.index"]
+
+
+def _epochs(model_dir, done, damage=None):
+    """EpochCheckpoints of a one-variable model after ``done`` epochs (each adds 1 to the variable)."""
+    import tensorflow as tf
+
+    from nas_tf.training.checkpointing import EpochCheckpoints
+
+    w = tf.Variable(0.0)
+    ckpt = EpochCheckpoints(str(model_dir), w=w)
+    for e in range(done):
+        w.assign_add(1.0)
+        ckpt.save(e + 1, {"epochs_done": e + 1, "history": {"loss": [float(i) for i in range(e + 1)], "steps": 10 * (e + 1)}})
+    return ckpt
+
+
+def test_final_training_resumes_from_the_checkpoint_its_metrics_record(tmp_path):
+    import tensorflow as tf
+
+    from nas_tf.training.checkpointing import EpochCheckpoints
+    from nas_tf.utils.io import RunDirError
+
+    _epochs(tmp_path, 3)
+
+    def resume():
+        w = tf.Variable(0.0)
+        ckpt = EpochCheckpoints(str(tmp_path), w=w)
+        metrics = ckpt.restore()
+        return ckpt.epochs_done, float(w.numpy()), metrics
+
+    assert resume()[:2] == (3, 3.0)
+    # A kill between the checkpoint and its metrics: the metrics say 2 epochs, the checkpoint of epoch 2 is used.
+    atomic_write_json(tmp_path / "metrics.json", {"epochs_done": 2, "history": {"loss": [0.0, 1.0], "steps": 20}})
+    assert resume() == (2, 2.0, {"epochs_done": 2, "history": {"loss": [0.0, 1.0], "steps": 20}})
+    # The newest checkpoint damaged: the one before, the metrics cut back to it.
+    atomic_write_json(tmp_path / "metrics.json", {"epochs_done": 3, "history": {"loss": [0.0, 1.0, 2.0], "steps": 30}})
+    next((tmp_path / "checkpoints").glob("ckpt-3.data*")).write_bytes(b"garbage")
+    assert resume() == (2, 2.0, {"epochs_done": 2, "history": {"loss": [0.0, 1.0], "steps": 20}})
+    # Damaged metrics, or metrics without checkpoints: refused with what to do.
+    (tmp_path / "metrics.json").write_bytes(b"{\xff")
+    with pytest.raises(RunDirError, match=r"metrics.json: line 1 is not UTF-8 text .*; put it back, or move .* away"):
+        resume()
+    atomic_write_json(tmp_path / "metrics.json", {"epochs_done": 3, "history": {}})
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoints")
+    with pytest.raises(RunDirError, match="records 3 trained epochs but .* holds no checkpoint"):
+        resume()
+
+
+def test_final_training_keeps_two_checkpoints_and_holds_the_lock(tmp_path):
+    import gc
+
+    ckpt = _epochs(tmp_path, 3)
+    assert ckpt.keep == 2 and sorted(p.name for p in (tmp_path / "checkpoints").glob("*.index")) == ["ckpt-2.index",
+                                                                                                    "ckpt-3.index"]
+    code = (
+        "from nas_tf.utils.io import take_run_dir\n"
+        f"try:\n    take_run_dir({str(tmp_path)!r})\nexcept Exception as e:\n    print(type(e).__name__)\n"
+        "else:\n    print('took it')\n"
+    )
+
+    def another_process():
+        env = dict(os.environ, PYTHONPATH=REPO)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip()
+
+    assert another_process() == "RunLockedError"  # held while the run's checkpoints object lives
+    del ckpt
+    gc.collect()
+    assert another_process() == "took it"

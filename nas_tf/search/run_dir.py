@@ -419,17 +419,21 @@ class CrashGuard(Evaluator):
                                   metrics={"crashes": crashed})
                 continue
             self.run_dir.write_json(IN_FLIGHT, {"child": request.index, "step": request.step, "starts": crashed + 1})
+            done = False
             try:
-                results = list(self.inner.evaluate([request]))
-            except BaseException:
-                # Not a crash of the process (an interrupt, an error of the search): taken back.
-                if crashed:
-                    self.run_dir.write_json(IN_FLIGHT, {"child": request.index, "step": request.step, "starts": crashed})
-                else:
+                for result in self.inner.evaluate([request]):
+                    done = True
                     self.run_dir.remove(IN_FLIGHT)
+                    yield result
+            except BaseException:
+                if not done:
+                    # Not a crash of the process (an interrupt, an error of the search): taken back.
+                    if crashed:
+                        self.run_dir.write_json(IN_FLIGHT, {"child": request.index, "step": request.step,
+                                                            "starts": crashed})
+                    else:
+                        self.run_dir.remove(IN_FLIGHT)
                 raise
-            self.run_dir.remove(IN_FLIGHT)
-            yield from results
 
     @property
     def capacity(self) -> int:
