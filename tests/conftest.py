@@ -82,6 +82,8 @@ def run_main(name, *args):
 
     from absl import flags
 
+    from nas_tf.cli.drivers import parse_flags
+
     out, err = io.StringIO(), io.StringIO()
     code = 0
     argv = [os.path.join(REPO, "scripts", name), *args]  # what the script sees as its command line
@@ -89,7 +91,7 @@ def run_main(name, *args):
     try:
         with script_flags(name) as script, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                flags.FLAGS(argv)
+                parse_flags(argv)  # the script's parser: flag files checked, then absl's
                 script["main"](argv[:1])
             except flags.Error as e:
                 print(f"FATAL Flags parsing error: {e}", file=sys.stderr)

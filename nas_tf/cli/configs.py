@@ -397,18 +397,22 @@ def searcher(space):
 
 
 def nas_cnn_space():
+    """The NAS CNN space of the --filter_heights, ... flags (a size nas_tf cannot build is a FlagError)."""
     from nas_tf.spaces.nas_cnn import NASCNNSpace
 
-    return NASCNNSpace(
-        num_layers=FLAGS.start_depth,
-        filter_heights=int_list("filter_heights"),
-        filter_widths=int_list("filter_widths"),
-        num_filters=int_list("num_filters"),
-        predict_strides=FLAGS.predict_strides,
-        strides=int_list("strides"),
-        skip_connections=FLAGS.skip_connections,
-        max_pool_after=int_list("max_pool_after"),
-    )
+    try:
+        return NASCNNSpace(
+            num_layers=FLAGS.start_depth,
+            filter_heights=int_list("filter_heights"),
+            filter_widths=int_list("filter_widths"),
+            num_filters=int_list("num_filters"),
+            predict_strides=FLAGS.predict_strides,
+            strides=int_list("strides"),
+            skip_connections=FLAGS.skip_connections,
+            max_pool_after=int_list("max_pool_after"),
+        )
+    except ValueError as e:
+        raise FlagError(f"--{str(e).replace('num_layers:', 'start_depth:', 1)}") from None
 
 
 def nas_rnn_space():
@@ -585,3 +589,122 @@ def distribute_strategy():
         return make_strategy(FLAGS.strategy, FLAGS.num_gpus, FLAGS.num_cpu_devices)
     except (ValueError, RuntimeError) as e:
         raise FlagError(f"--strategy={FLAGS.strategy}: {e}") from None
+
+
+# ------------------------------------------------- paths and contradictions
+
+# Datasets nas_tf carries inside the package: they read no --data_dir.
+EMBEDDED_DATASETS = ("digits", "pydoc")
+
+
+def check_model_dir(flag: str = "model_dir") -> str:
+    """Refuses a --model_dir that cannot hold a run, before anything is created; returns its absolute path.
+
+    Refused, with one line naming the flag, the path and the reason: an empty
+    value, a path that is a file (or lies under one), a directory this
+    process cannot create or write (permissions, a read-only file system,
+    ``/proc``). The check creates and removes a probe directory in the
+    nearest existing ancestor, so it leaves nothing behind.
+
+    Raises:
+        FlagError: the directory cannot be used.
+    """
+    import tempfile
+
+    value = FLAGS[flag].value
+    if value is None or not str(value).strip():
+        raise FlagError(f"--{flag} is empty: give the directory of the run")
+    path = os.path.abspath(value)
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        kind = "a file" if os.path.isfile(existing) else "not a directory"
+        where = "is" if existing == path else f"lies under {existing}, which is"
+        raise FlagError(f"--{flag}={value}: {where} {kind}, not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nas_tf_probe.", dir=existing))
+    except OSError as e:
+        where = "cannot write in it" if existing == path else f"cannot create it in {existing}"
+        raise FlagError(f"--{flag}={value}: {where} ({e.strerror})") from None
+    return path
+
+
+def check_data_dir(dataset: str) -> None:
+    """Refuses a --data_dir that cannot be read, or given with a dataset embedded in nas_tf."""
+    value = FLAGS.data_dir if "data_dir" in FLAGS else None
+    if value is None:
+        return
+    if dataset in EMBEDDED_DATASETS:
+        raise FlagError(
+            f"--data_dir={value} does not apply to --dataset={dataset}, which is embedded in nas_tf (no files are "
+            "read); drop --data_dir, or choose a dataset that reads it"
+        )
+    if not str(value).strip():
+        raise FlagError("--data_dir is empty: give the data directory, or drop the flag")
+    path = os.path.expanduser(value)
+    if not os.path.exists(path):
+        if FLAGS.download_data:
+            return  # tensorflow-datasets creates it
+        raise FlagError(f"--data_dir={value}: no such directory")
+    if not os.path.isdir(path):
+        raise FlagError(f"--data_dir={value}: is a file, not a directory")
+    try:
+        os.listdir(path)
+    except OSError as e:
+        raise FlagError(f"--data_dir={value}: cannot be read ({e.strerror})") from None
+
+
+def check_search_settings(start_depth: int | None = None) -> None:
+    """Refuses contradictory settings of a multi-trial search, naming the flags.
+
+    Refused: ``--archs_per_step`` above ``--num_architectures``;
+    ``--max_depth`` below ``--start_depth``; ``--max_pool_after`` positions
+    that no network of the search reaches (beyond the depth of the last
+    children, given the depth schedule).
+    """
+    if FLAGS.archs_per_step > FLAGS.num_architectures:
+        raise FlagError(
+            f"--archs_per_step={FLAGS.archs_per_step} is larger than --num_architectures={FLAGS.num_architectures}: "
+            "a controller step never gets that many children"
+        )
+    if start_depth is None:
+        return
+    max_depth = FLAGS.max_depth or None
+    if max_depth is not None and max_depth < start_depth:
+        raise FlagError(f"--max_depth={max_depth} is below --start_depth={start_depth}")
+    deepest = start_depth + FLAGS.depth_increment * ((FLAGS.num_architectures - 1) // FLAGS.depth_increment_every)
+    if max_depth is not None:
+        deepest = min(deepest, max_depth)
+    beyond = [p for p in int_list("max_pool_after") if p >= deepest]
+    if beyond:
+        schedule = (
+            f"--start_depth={start_depth}" if deepest == start_depth
+            else f"--start_depth={start_depth} grown to {deepest} by the depth schedule"
+        )
+        raise FlagError(
+            f"--max_pool_after={','.join(FLAGS.max_pool_after)}: the networks of this search have at most {deepest} "
+            f"layers ({schedule}), so pooling after layer {beyond[0]} never happens (layers are numbered from 0)"
+        )
+    space = nas_cnn_space()
+    try:
+        space.with_depth(deepest)
+    except ValueError as e:
+        raise FlagError(f"--{e} (at the depth of the last children, {deepest} layers)") from None
+
+
+def check_batch(flag: str, batch: int, data, replicas: int = 1, bptt: int | None = None) -> None:
+    """Refuses a batch larger than the training split of ``data`` (images, or text windows with ``bptt``)."""
+    rows = batch * replicas
+    of = f" x {replicas} replicas = {rows}" if replicas > 1 else ""
+    if bptt is not None and hasattr(data, "num_windows"):
+        if data.num_windows("train", rows, bptt) < 1:
+            raise FlagError(
+                f"--{flag}={batch}{of} rows: the training split of {data.name} is too short for one window of "
+                f"{bptt} steps"
+            )
+        return
+    if hasattr(data, "size") and rows > data.size("train"):
+        raise FlagError(
+            f"--{flag}={batch}{of} is larger than the training split of {data.name} ({data.size('train')} examples)"
+        )

@@ -5,6 +5,13 @@ that depend on what it runs (:mod:`nas_tf.cli.configs`) and hands one of the
 ``run_*`` functions here to :func:`main`. Errors a user can fix (a bad flag,
 a directory holding another search, a missing dataset) end the run with one
 line on stderr naming the flag and the value, and exit status 1.
+
+What a user may hit, and what they get (docs/reliability.md): a bad flag file
+is named by :func:`parse_flags` before absl reads it; an unusable
+``--model_dir``, ``--data_dir`` or ``--arch`` is refused before anything is
+created; a damaged or busy run directory, a full disk and Ctrl-C or SIGTERM
+end in one line (the last two exit 1 and 128 + the signal number), and the
+same command resumes.
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ import os
 import sys
 from typing import Any, Callable
 
+from absl import flags as absl_flags
+
 from nas_tf.cli import configs
 from nas_tf.cli.flags import FLAGS, FlagError
+from nas_tf.utils import interrupts
+from nas_tf.utils.io import RunDirError, disk_full_reason, release_run_dirs
 from nas_tf.utils.native_logs import filter_native_stderr
 
 log = logging.getLogger("nas_tf")
@@ -26,10 +37,90 @@ log = logging.getLogger("nas_tf")
 # ------------------------------------------------------------ the terminal
 
 
-def fail(message: str) -> None:
-    """Prints a one-line error (no traceback) and exits with status 1."""
+def fail(message: str, code: int = 1) -> None:
+    """Prints a one-line error (no traceback) and exits with status ``code``."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(code)
+
+
+# ------------------------------------------------------------ flag files
+
+# How deep flag files may include flag files.
+_MAX_FLAGFILE_DEPTH = 10
+
+
+class FlagFileError(absl_flags.Error):
+    """A --flagfile that cannot be read; the message names it and the reason."""
+
+
+def _flag_files(args: list[str]) -> list[tuple[str, str]]:
+    """``(as written, path)`` of every --flagfile in ``args``."""
+    out = []
+    for i, arg in enumerate(args):
+        for prefix in ("--flagfile=", "-flagfile="):
+            if arg.startswith(prefix):
+                out.append((arg, arg[len(prefix):]))
+        if arg in ("--flagfile", "-flagfile") and i + 1 < len(args):
+            out.append((f"{arg}={args[i + 1]}", args[i + 1]))
+    return out
+
+
+def check_flag_files(argv: list[str], _depth: int = 0) -> None:
+    """Refuses a --flagfile that is missing, not a file, unreadable or not UTF-8, naming it and the line.
+
+    Flag files named inside flag files are checked too. absl would report
+    some of these with its own wording and raise others as tracebacks.
+
+    Raises:
+        FlagFileError: (an absl flags error) naming the flag file and the reason.
+    """
+    for written, path in _flag_files(argv[1:] if _depth == 0 else argv):
+        if not path:
+            raise FlagFileError(f"{written}: empty; give a flag file")
+        full = os.path.expanduser(path)
+        if not os.path.exists(full):
+            raise FlagFileError(f"{written}: no such file")
+        if os.path.isdir(full):
+            raise FlagFileError(f"{written}: is a directory, not a flag file")
+        try:
+            with open(full, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise FlagFileError(f"{written}: cannot be read ({e.strerror})") from None
+        lines = []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            try:
+                lines.append(raw.decode("utf-8").strip())
+            except UnicodeDecodeError as e:
+                raise FlagFileError(
+                    f"{written}: line {number} is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                ) from None
+        if _depth >= _MAX_FLAGFILE_DEPTH and _flag_files(lines):
+            raise FlagFileError(f"{written}: flag files nest more than {_MAX_FLAGFILE_DEPTH} deep (a cycle?)")
+        check_flag_files(lines, _depth + 1)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses a script's command line (flag files checked first); returns the remaining arguments.
+
+    Raises:
+        absl.flags.Error: a bad flag or flag file (the message names it).
+    """
+    check_flag_files(argv)
+    return FLAGS(argv)
+
+
+def _parse_flags_with_usage(argv: list[str]) -> list[str]:
+    """:func:`parse_flags` for ``app.run``: a bad flag is absl's one-line message and exit status 1."""
+    from absl import app
+
+    try:
+        check_flag_files(argv)
+    except absl_flags.Error as e:
+        print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
+        print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+        sys.exit(1)
+    return app.parse_flags_with_usage(argv)
 
 
 def dump(obj: Any) -> str:
@@ -74,7 +165,7 @@ def start(main_function: Callable[[list[str]], None]) -> None:
     from absl import app
 
     filter_native_stderr()
-    app.run(main_function)
+    app.run(main_function, flags_parser=_parse_flags_with_usage)
 
 
 def report_outputs(model_dir: str, outputs: list[tuple[str, str]], next_steps: list[str]) -> None:
@@ -113,7 +204,11 @@ def main(run: Callable[[], Any]) -> Callable[[list[str]], None]:
     Extra positional arguments are refused; :class:`~nas_tf.cli.flags.FlagError`
     and the other errors a user can fix end in one line (:func:`fail`); when
     another worker of a ``--strategy=multi_worker`` run stops, this worker says
-    so in one line, with how to resume.
+    so in one line, with how to resume. So do a damaged or busy run directory
+    (:class:`~nas_tf.utils.io.RunDirError`), a full disk, and Ctrl-C or
+    SIGTERM (exit status 128 + the signal number), which stop the run at a
+    clean point (:mod:`nas_tf.utils.interrupts`). The run-directory locks
+    this process took are released at the end.
     """
     from absl import app
 
@@ -126,9 +221,17 @@ def main(run: Callable[[], Any]) -> Callable[[list[str]], None]:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         try:
-            run()
+            with interrupts.handle_interrupts():
+                run()
         except (FlagError, ResumeMismatchError) as e:
             fail(str(e))
+        except RunDirError as e:
+            fail(str(e))
+        except KeyboardInterrupt as e:
+            name = e.signal if isinstance(e, interrupts.Interrupted) else "SIGINT"
+            code = e.exit_code if isinstance(e, interrupts.Interrupted) else 130
+            fail(f"stopped by {name} ({'Ctrl-C' if name == 'SIGINT' else 'kill'}): the run stopped at a clean point; "
+                 "re-run the same command to resume", code)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
             if "strategy" not in FLAGS or FLAGS.strategy != "multi_worker":
                 raise
@@ -138,6 +241,15 @@ def main(run: Callable[[], Any]) -> Callable[[list[str]], None]:
                 f"--strategy=multi_worker: another worker of the cluster stopped ({hint}); re-run the same command "
                 "on every host to resume from the last checkpoint"
             )
+        except Exception as e:
+            reason = disk_full_reason(e)
+            if reason is None:
+                raise
+            where = f" of --model_dir={FLAGS.model_dir}" if "model_dir" in FLAGS else ""
+            fail(f"{reason} on the file system{where}; free some space and re-run the same command to resume "
+                 "(nothing written so far is lost)")
+        finally:
+            release_run_dirs()
 
     return wrapped
 
@@ -202,6 +314,7 @@ def search_evaluator(spec):
         raise FlagError(f"{flag}={FLAGS.benchmark_dir or FLAGS.benchmark}: {e}") from None
     except ValueError as e:
         raise FlagError(f"--strategy={FLAGS.strategy}: {e}") from None
+    _check_child_batch(trainer, num_replicas(child_strategy) if child_strategy is not None else 1)
     if parallel:
         evaluator = ParallelEvaluator(
             spec, parallel, device_groups, child_timeout=FLAGS.child_timeout, retries=FLAGS.child_retries,
@@ -210,6 +323,18 @@ def search_evaluator(spec):
     else:
         evaluator = InProcessEvaluator(trainer, trainer.settings())
     return evaluator, cluster
+
+
+def _check_child_batch(trainer, replicas: int) -> None:
+    """Refuses --child_batch_size larger than the training split the children read."""
+    config = getattr(trainer, "config", None)
+    batch = getattr(config, "batch_size", None)
+    if batch is None:
+        return  # children looked up in a table
+    if getattr(trainer, "corpus", None) is not None:
+        configs.check_batch("child_batch_size", batch, trainer.corpus, replicas, bptt=config.bptt)
+    elif getattr(trainer, "data", None) is not None:
+        configs.check_batch("child_batch_size", batch, trainer.data, replicas)
 
 
 def run_multi_trial_search(space, spec, start_depth: int | None = None) -> dict:
@@ -246,6 +371,8 @@ def run_nas_search() -> dict:
     setup_logging()
     configs.apply_defaults(configs.NAS_DEFAULTS, FLAGS.space)
     configs.refuse_inapplicable(configs.NAS_APPLIES, FLAGS.space, f"--space={FLAGS.space}", "--space={}".format)
+    configs.check_model_dir()
+    configs.check_search_settings(FLAGS.start_depth if FLAGS.space == "nas_cnn" else None)
     if FLAGS.space == "nb201" and (FLAGS.benchmark or FLAGS.benchmark_dir):
         table = "nats" if FLAGS.benchmark_dir else FLAGS.benchmark
         if FLAGS.benchmark_dir and FLAGS.benchmark == "analog_nasbench":
@@ -259,6 +386,7 @@ def run_nas_search() -> dict:
     recurrent = FLAGS.space == "nas_rnn"
     task = "text" if recurrent else "image"
     dataset = configs.require_dataset(task, f"--space={FLAGS.space}")
+    configs.check_data_dir(dataset)
     if recurrent:
         space, start_depth, config = configs.nas_rnn_space(), None, configs.lm_child_config()
     elif FLAGS.space == "nb201":
@@ -274,7 +402,10 @@ def run_nasnet_search() -> dict:
     from nas_tf.tasks import TrainerSpec
 
     setup_logging()
+    configs.check_model_dir()
+    configs.check_search_settings()
     dataset = configs.require_dataset("image", "a NASNet search")
+    configs.check_data_dir(dataset)
     config = configs.image_child_config(**configs.nasnet_builder_options())
     spec = TrainerSpec("image", dataset, config, data_dir=FLAGS.data_dir, download=FLAGS.download_data)
     return run_multi_trial_search(configs.nasnet_space(), spec)
@@ -307,11 +438,13 @@ def _enas_task(space, strategy):
         from nas_tf.tasks import LMSupernetTask
 
         corpus = configs.load_data("text")
+        configs.check_batch("shared_batch_size", FLAGS.shared_batch_size, corpus, bptt=FLAGS.lm_bptt)
         supernet = EnasRnnSupernetLM(space, corpus.vocab_size, x_dropout=FLAGS.lm_x_dropout, **configs.lm_model_options())
         return LMSupernetTask(supernet, corpus, configs.lm_shared_training_config()), corpus
     from nas_tf.tasks import ImageSupernetTask
 
     data = configs.load_data("image")
+    configs.check_batch("shared_batch_size", FLAGS.shared_batch_size, data, strategy.num_replicas_in_sync)
     with strategy.scope():  # the shared weights (and their optimizer, in the task) are distributed variables
         supernet = configs.enas_image_supernet(space, data)
     costs = {}
@@ -363,7 +496,9 @@ def run_enas_search() -> dict:
     """scripts/search_enas.py: the ENAS search, then the retraining and export of the derived arch."""
     configs.apply_defaults(configs.ENAS_DEFAULTS, FLAGS.space)
     configs.refuse_inapplicable(configs.ENAS_APPLIES, FLAGS.space, f"--space={FLAGS.space}", "--space={}".format)
-    configs.require_dataset("text" if FLAGS.space == "rnn" else "image", f"--space={FLAGS.space}")
+    dataset = configs.require_dataset("text" if FLAGS.space == "rnn" else "image", f"--space={FLAGS.space}")
+    configs.check_model_dir()
+    configs.check_data_dir(dataset)
     setup_logging()
     distribute = _enas_distribute_strategy()
     import keras
@@ -426,6 +561,7 @@ def run_final_training() -> dict:
         arch = nas_tf.load_arch(FLAGS.arch)
     except nas_tf.ArchError as e:
         raise FlagError(f"--arch: {e}") from None
+    configs.check_model_dir()
     try:
         task = task_for_space(arch.space)
     except ValueError as e:
@@ -435,7 +571,7 @@ def run_final_training() -> dict:
     context = f"{what} (--arch of space {arch.space})"
     configs.refuse_inapplicable(configs.FINAL_APPLIES, task.name, context, configs.ARCH_KINDS.get)
     configs.refuse_inapplicable(configs.NASNET_NETWORK_APPLIES, arch.space, context, configs.ARCH_KINDS.get)
-    configs.require_dataset(task.name, context)
+    configs.check_data_dir(configs.require_dataset(task.name, context))
     strategy = configs.distribute_strategy()  # before any TensorFlow op: it may split the CPU
     data = configs.load_data(task.name)
     if task.name == "text":
@@ -446,13 +582,19 @@ def run_final_training() -> dict:
             raise FlagError(f"--batch_size={FLAGS.batch_size}{of}: the training split of {data.name} is too short")
         config = configs.final_lm_config()
     else:
+        configs.check_batch("batch_size", FLAGS.batch_size, data, strategy.num_replicas_in_sync)
         options = {"dropout": FLAGS.dropout} if FLAGS.dropout else {}
         if arch.space == "nasnet":
             options.update(configs.nasnet_builder_options())
         config = configs.final_image_config(options)
     try:
         metrics = task.train_final(arch, data, FLAGS.model_dir, config, export=FLAGS.export, strategy=strategy)
+    except RunDirError:
+        raise
     except ValueError as e:
+        # A directory that holds another run (another dataset, ...) is a --model_dir problem; other errors are not.
+        if not str(e).startswith((FLAGS.model_dir, os.path.abspath(FLAGS.model_dir), "on the chief: ")):
+            raise
         raise FlagError(f"--model_dir={FLAGS.model_dir}: {e}") from None
     write_chief_outputs(strategy, lambda: configs.write_flags(FLAGS.model_dir))
     info = worker_info(strategy)

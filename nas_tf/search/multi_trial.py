@@ -44,6 +44,23 @@ the same architectures), children of it already in the history are not trained
 again, and the rest are. No child is lost or counted twice. Every JSON file is
 written atomically; the history is appended line by line and a torn last line
 is dropped on resume.
+
+What can go wrong, and what happens (docs/reliability.md):
+
+* a newest checkpoint that is missing or damaged gives way to the one before
+  it (at least two are kept); a history that lacks children a checkpoint
+  counts, or a damaged line, pending-step file or ``search_config.json``, is
+  refused with one line naming it (:class:`~nas_tf.utils.io.RunDirError`);
+  ``best_arch.json`` and ``best.json`` are rewritten from the history if
+  they are missing or damaged;
+* a child training in this process that kills it (a native abort, the
+  out-of-memory killer) is recorded in ``child_in_flight.json`` before it
+  trains; after two deaths in a row it gets reward 0 and the reason
+  "crashed the process" (:class:`~nas_tf.search.run_dir.CrashGuard`);
+* Ctrl-C and SIGTERM (:mod:`nas_tf.utils.interrupts`) stop the loop before
+  the interrupted child is recorded, never inside a checkpoint;
+* a second process on the same ``model_dir`` stops at once (the chief holds
+  the directory's lock while the loop runs).
 """
 
 from __future__ import annotations
@@ -60,11 +77,13 @@ import tensorflow as tf
 from nas_tf.controller.base import Searcher
 from nas_tf.distribute.cluster import broadcast_from_chief, float_variables, worker_info
 from nas_tf.search.callbacks import CallbackList, SearchCallback
-from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator
-from nas_tf.search.run_dir import ResumeMismatchError, RunDirectory
-from nas_tf.spaces.arch import arch_from_dict
+from nas_tf.search.evaluator import ChildRequest, ChildResult, Evaluator, InProcessEvaluator
+from nas_tf.search.run_dir import CrashGuard, ResumeMismatchError, RunDirectory, missing_rows, ranges_text
+from nas_tf.spaces.arch import ArchError, arch_from_dict, load_arch
 from nas_tf.spaces.base import SearchSpace
 from nas_tf.spaces.short_form import arch_short_form
+from nas_tf.utils import interrupts
+from nas_tf.utils.io import RunDirError
 from nas_tf.utils.progress import eta, format_duration
 
 log = logging.getLogger("nas_tf.search")
@@ -73,6 +92,9 @@ HISTORY = "history.jsonl"
 PENDING = "pending_step.json"
 BEST_ARCH = "best_arch.json"
 BEST = "best.json"
+# Fields every history row must have (a row without them is named as damaged on resume).
+_ROW_FIELDS = {"child": int, "step": int, "reward": (int, float), "status": str, "tokens": list, "arch": dict}
+_PENDING_ADVICE = "delete it: the step in progress is then sampled again from the last checkpoint"
 
 __all__ = ["MultiTrialSearch", "ResumeMismatchError", "SearchConfig", "child_seed"]
 
@@ -192,6 +214,10 @@ class MultiTrialSearch:
         self.on_result = on_result
         self.model_dir = os.path.abspath(config.model_dir)
         self.run_dir = RunDirectory(self.model_dir, self.info, cluster)
+        if isinstance(evaluator, InProcessEvaluator):
+            # A child that kills this process is recorded as failed after two deaths in a row.
+            evaluator = CrashGuard(evaluator, self.run_dir)
+            self.evaluator = evaluator
         self.callbacks = CallbackList(callbacks)
         self._best_written: int | None = None
         self._session = {"start": time.time(), "children": 0}  # this process's pace, for the ETA
@@ -202,9 +228,7 @@ class MultiTrialSearch:
         if config.async_controller:
             counters["children_sampled"] = self.children_sampled
         self.checkpoint = tf.train.Checkpoint(**counters, **searcher.trackables())
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
-        )
+        self.manager: tf.train.CheckpointManager | None = None  # the chief's, made on restore
         self.record = {
             "space": {"name": space.name, **space.config()},
             "searcher": searcher.config(),
@@ -221,21 +245,70 @@ class MultiTrialSearch:
         return self.run_dir.path(name)
 
     def _restore(self) -> None:
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            if self.info.is_chief:
-                log.info("resumed %s at step %d (%d children done)", latest, int(self.step), int(self.children_done))
+        """Restores the newest readable checkpoint and the history it accounts for.
+
+        Raises:
+            RunDirError: the history lacks children the checkpoint counts, or
+                holds children of steps no checkpoint counts (checkpoints
+                deleted), or a line of it is damaged.
+        """
+        if self.info.is_chief:
+            self.manager = self.run_dir.checkpoint_manager(self.checkpoint, self.config.keep_checkpoints)
+        latest = self.run_dir.restore_checkpoint(self.checkpoint)
         done, step = int(self.children_done), int(self.step)
+        rows = self.run_dir.read_rows(HISTORY, _ROW_FIELDS)
+        path = self._path(HISTORY)
         if self.config.async_controller:
             # A row whose ``update`` is the checkpoint's step was written just before a
             # crash, its update not saved: it is kept and applied again on resume.
             keep = lambda r: r.get("update", -1) <= step  # noqa: E731
+            applied = {r.get("update") for r in rows}
+            missing = [u for u in range(step) if u not in applied]
+            if missing:
+                raise missing_rows(path, "controller updates", missing, step, latest)
+            later = sorted({r["child"] for r in rows if r.get("update", -1) > step})
         else:
             # Rows past the checkpoint belong to the interrupted step (kept if it is
             # the pending one) -- anything else cannot be trusted and is dropped.
             keep = lambda r: r["child"] < done or r["step"] == step  # noqa: E731
-        self.history = self.run_dir.restore_rows(HISTORY, keep, key=lambda r: r["child"])
+            have = {r["child"] for r in rows}
+            missing = [c for c in range(done) if c not in have]
+            if missing:
+                raise missing_rows(path, "children", missing, done, latest)
+            later = sorted({r["child"] for r in rows if not keep(r)})
+        if later and not self.run_dir.fell_back:
+            counted = f"checkpoint {os.path.basename(latest)} counts {done}" if latest else "there is no checkpoint"
+            raise RunDirError(
+                f"{path} holds children {ranges_text(later)}, which no checkpoint accounts for ({counted}): "
+                "checkpoints/ was deleted or replaced, so resuming would forget them; put it back, or start a new "
+                "search in another directory"
+            )
+        # A damaged pending-step file is named now, before anything is written.
+        if self.config.async_controller:
+            self._pending_async()
+        else:
+            self._pending_tokens(step, self._space_at(done))
+        self.history = self.run_dir.restore_rows(HISTORY, keep, key=lambda r: r["child"], require=_ROW_FIELDS)
+        if latest and self.info.is_chief:
+            log.info("resumed %s at step %d (%d children done)", latest, int(self.step), int(self.children_done))
+
+    def _repair_best(self) -> None:
+        """Rewrites ``best_arch.json`` and ``best.json`` if they are missing, damaged or behind the history (chief)."""
+        best = self.best()
+        if best is None or not self.info.is_chief:
+            return
+        try:
+            on_disk = self.run_dir.read_json(BEST, expect=dict) or {}
+            ok = on_disk.get("child") == best["child"] and (
+                load_arch(self._path(BEST_ARCH)).to_dict() == arch_from_dict(best["arch"]).to_dict()
+            )
+        except (ArchError, RunDirError):
+            ok = False
+        if ok:
+            self._best_written = best["child"]
+            return
+        log.warning("%s or %s is missing, damaged or behind the history: rewritten from it", BEST_ARCH, BEST)
+        self._write_best()
 
     def _append(self, row: dict, space: SearchSpace) -> None:
         self.run_dir.append(HISTORY, [row])
@@ -245,8 +318,9 @@ class MultiTrialSearch:
     def _save(self, number: int) -> None:
         """The step's checkpoint and best arch (chief), then the controller synchronised (cluster)."""
         if self.info.is_chief:
-            self.manager.save(checkpoint_number=number)
-            self._write_best()
+            with interrupts.critical():  # Ctrl-C or SIGTERM waits for the checkpoint
+                self.manager.save(checkpoint_number=number)
+                self._write_best()
         broadcast_from_chief(self.cluster, float_variables(self.searcher.trackables()))
 
     def best(self) -> dict | None:
@@ -275,11 +349,19 @@ class MultiTrialSearch:
         depth = self.config.depth_at(children_done)
         return self.space if depth is None else self.space.with_depth(depth)
 
-    def _pending_tokens(self, step: int) -> np.ndarray | None:
-        pending = self.run_dir.read_json(PENDING)
+    def _pending_tokens(self, step: int, space: SearchSpace) -> np.ndarray | None:
+        pending = self.run_dir.read_json(PENDING, advice=_PENDING_ADVICE, expect=dict)
         if pending is None or pending.get("step") != step:
             return None
-        return np.asarray(pending["tokens"], dtype=np.int32)
+        try:
+            tokens = np.asarray(pending["tokens"], dtype=np.int32)
+            if tokens.ndim != 2:
+                raise ValueError(f"expected a list of token lists, got {tokens.ndim} dimension(s)")
+            for t in tokens:
+                space.from_tokens(t)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+            raise RunDirError(f"{self._path(PENDING)}: field 'tokens' is damaged ({e}); {_PENDING_ADVICE}") from None
+        return tokens
 
     def run(self) -> dict[str, Any]:
         """Runs the search to ``num_architectures`` children (resuming if possible).
@@ -290,13 +372,19 @@ class MultiTrialSearch:
         self.run_dir.check_workers_agree(self.record, execution=[_EXECUTION])
         if self.info.is_chief:
             os.makedirs(self.model_dir, exist_ok=True)
-        self.run_dir.check_record(self.record, _RESUMABLE_CHANGES, execution=[_EXECUTION])
+        with self.run_dir.hold():  # one process at a time (the chief's hold covers the cluster)
+            return self._run_locked()
+
+    def _run_locked(self) -> dict[str, Any]:
+        self.run_dir.check_record(self.record, _RESUMABLE_CHANGES, execution=[_EXECUTION], write=False)
         if self.info.is_chief:
             self._restore()  # may repair the history file
+            self.run_dir.write_record(self.record)
         self.run_dir.barrier()
         if not self.info.is_chief:
             self._restore()  # reads what the chief restored
         self.callbacks.on_search_begin(self.run_dir, self.space)
+        self._repair_best()
         cfg = self.config
         total = cfg.num_architectures
         if int(self.children_done) >= total:
@@ -321,9 +409,14 @@ class MultiTrialSearch:
             decisions = space.decisions
             m = min(cfg.archs_per_step, total - done)
             tokens = self.searcher.sample(decisions, m)
-            pending = self._pending_tokens(step)
+            pending = self._pending_tokens(step, space)
             if pending is not None:
-                if pending.shape != tokens.shape or not np.array_equal(pending, tokens):
+                if pending.shape != tokens.shape:
+                    raise RunDirError(
+                        f"{self._path(PENDING)}: step {step} has {pending.shape[0]} children of {pending.shape[1]} "
+                        f"tokens, this search {m} of {tokens.shape[1]}; {_PENDING_ADVICE}"
+                    )
+                if not np.array_equal(pending, tokens):
                     log.warning("step %d: re-sampled tokens differ from the pending step; using the pending ones", step)
                 tokens = pending
             else:
@@ -338,6 +431,7 @@ class MultiTrialSearch:
             if finished:
                 log.info("step %d: %d of %d children already trained before the restart", step, len(finished), m)
             for result in self.evaluator.evaluate(requests):
+                interrupts.check()  # a child whose training was interrupted is never recorded
                 k = result.index - done
                 row = self._row(step, result, archs[k], tokens[k], space)
                 self._append(row, space)
@@ -353,8 +447,9 @@ class MultiTrialSearch:
             entropy = self.searcher.entropy(decisions, tokens)
             self.step.assign(step + 1)
             self.children_done.assign(done + m)
-            self._save(step + 1)
-            self.run_dir.remove(PENDING)
+            with interrupts.critical():
+                self._save(step + 1)
+                self.run_dir.remove(PENDING)
             self._log_step(step, done + m, rewards, metrics, entropy, total, start_time)
 
     # ------------------------------------------------- asynchronous controller
@@ -390,10 +485,10 @@ class MultiTrialSearch:
         start_time = time.time()
         finished = {r["child"]: r for r in self.history}
         in_flight: dict[int, dict] = {}
-        pending = self.run_dir.read_json(PENDING)
+        pending = self._pending_async()
         if pending is not None:
             sampled = int(self.children_sampled)
-            for entry in sorted(pending.get("in_flight", []), key=lambda e: e["child"]):
+            for entry in sorted(pending, key=lambda e: e["child"]):
                 if entry["child"] >= sampled:  # sampled after the checkpoint: advance the generator past it
                     tokens, _ = self._sample_one(entry["child"])
                     if not np.array_equal(tokens, entry["tokens"]):
@@ -422,6 +517,7 @@ class MultiTrialSearch:
             if self.evaluator.in_flight() == 0:
                 raise RuntimeError(f"no child in flight with {int(self.children_done)} of {total} children done")
             result = self.evaluator.next_result()
+            interrupts.check()  # a child whose training was interrupted is never recorded
             entry = in_flight.pop(result.index)
             space = self._space_at(result.index)
             tokens = np.asarray(entry["tokens"], dtype=np.int32)
@@ -435,6 +531,18 @@ class MultiTrialSearch:
             self._apply_async(row, total, start_time)
             self.run_dir.write_json(PENDING, {"mode": "async", "in_flight": list(in_flight.values())})
         self.run_dir.remove(PENDING)
+
+    def _pending_async(self) -> list[dict] | None:
+        """The children in flight that ``pending_step.json`` lists (asynchronous controller)."""
+        pending = self.run_dir.read_json(PENDING, advice=_PENDING_ADVICE, expect=dict)
+        if pending is None:
+            return None
+        entries = pending.get("in_flight", [])
+        fields = {"child": int, "tokens": list, "sampled_at": int}
+        for i, entry in enumerate(entries if isinstance(entries, list) else [None]):
+            if not isinstance(entry, dict) or any(not isinstance(entry.get(k), t) for k, t in fields.items()):
+                raise RunDirError(f"{self._path(PENDING)}: field 'in_flight[{i}]' is damaged; {_PENDING_ADVICE}")
+        return entries
 
     def _submit_async(self, entry: dict) -> None:
         space = self._space_at(entry["child"])

@@ -54,6 +54,13 @@ step in phase 1, ``controller_steps`` updates per epoch in phase 2. Under
   delete at once -- and on a resume every worker restores the chief's latest
   checkpoint and reads the chief's history;
 * re-running the same command on every worker resumes the whole cluster.
+
+Damage and interrupts are handled as in the multi-trial loop
+(docs/reliability.md): a newest checkpoint that cannot be read gives way to
+the one before it, a history that lacks controller updates the checkpoint
+counts is refused, a damaged line is named, a second process on the same
+``model_dir`` stops at once, and Ctrl-C or SIGTERM never stops the loop
+inside a checkpoint nor records rewards measured while interrupted.
 """
 
 from __future__ import annotations
@@ -72,9 +79,11 @@ import tensorflow as tf
 from nas_tf.controller.base import Searcher
 from nas_tf.distribute.cluster import all_gather_json, broadcast_from_chief, float_variables, save_checkpoint, worker_info
 from nas_tf.search.callbacks import CallbackList, SearchCallback
-from nas_tf.search.run_dir import RunDirectory
+from nas_tf.search.run_dir import RunDirectory, missing_rows, ranges_text
 from nas_tf.spaces.arch import Arch
 from nas_tf.spaces.base import SearchSpace
+from nas_tf.utils import interrupts
+from nas_tf.utils.io import RunDirError
 from nas_tf.utils.progress import eta, format_duration
 
 log = logging.getLogger("nas_tf.search")
@@ -152,6 +161,8 @@ class OneShotConfig:
             raise ValueError(f"controller_steps must be >= 0, got {self.controller_steps}")
 
 
+# Fields every history row must have (a row without them is named as damaged on resume).
+_ROW_FIELDS = {"epoch": int, "update": int, "reward": (int, float)}
 _RESUMABLE_CHANGES = {("search", "num_epochs"), ("search", "keep_checkpoints"), ("search", "derive_samples"),
                       ("search", "derive_batches")}
 
@@ -202,12 +213,8 @@ class OneShotSearch:
             **{f"task_{k}": v for k, v in task.trackables().items()},
         )
         self.checkpoint_dir = os.path.join(self.model_dir, "checkpoints")
-        # Only the chief keeps the run's checkpoints (a manager creates its directory).
-        self.manager = (
-            tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=config.keep_checkpoints)
-            if self.worker.is_chief
-            else None
-        )
+        # Only the chief keeps the run's checkpoints (made on restore, once the directory is locked).
+        self.manager: tf.train.CheckpointManager | None = None
         self.record = {
             "space": {"name": space.name, **space.config()},
             "searcher": searcher.config(),
@@ -217,15 +224,45 @@ class OneShotSearch:
         self.history: list[dict] = []
 
     def _restore(self) -> None:
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir) if os.path.isdir(self.checkpoint_dir) else None
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            log.info("resumed %s: epoch %d, phase %d", latest, int(self.epoch), int(self.phase))
+        """Restores the newest readable checkpoint and the rows it accounts for.
+
+        Raises:
+            RunDirError: the history lacks controller updates the checkpoint
+                counts, holds updates no checkpoint can account for
+                (checkpoints deleted), or a line of it is damaged.
+        """
+        if self.worker.is_chief:
+            self.manager = self.run_dir.checkpoint_manager(self.checkpoint, self.config.keep_checkpoints)
+        latest = self.run_dir.restore_checkpoint(self.checkpoint)
         done_updates = int(self.controller_updates)
-        self.history = self.run_dir.restore_rows("history.jsonl", lambda r: r["update"] < done_updates)
+        path = self.run_dir.path("history.jsonl")
+        rows = self.run_dir.read_rows("history.jsonl", _ROW_FIELDS)
+        updates = {r["update"] for r in rows}
+        missing = [u for u in range(done_updates) if u not in updates]
+        if missing:
+            raise missing_rows(path, "controller updates", missing, done_updates, latest)
+        # Rows of the controller phase in progress (at most controller_steps updates) are made again;
+        # rows beyond it mean the checkpoints were replaced.
+        later = sorted(u for u in updates if u >= done_updates + self.config.controller_steps)
+        if later and not self.run_dir.fell_back:
+            counted = (f"checkpoint {os.path.basename(latest)} counts {done_updates}" if latest
+                       else "there is no checkpoint")
+            raise RunDirError(
+                f"{path} holds controller updates {ranges_text(later)}, which no checkpoint accounts for "
+                f"({counted}): checkpoints/ was deleted or replaced, so resuming would forget them; put it back, or "
+                "start a new search in another directory"
+            )
+        self.history = self.run_dir.restore_rows(
+            "history.jsonl", lambda r: r["update"] < done_updates, require=_ROW_FIELDS
+        )
+        if latest and self.worker.is_chief:
+            log.info("resumed %s: epoch %d, phase %d", latest, int(self.epoch), int(self.phase))
         # Epoch rows of a shared phase whose checkpoint was not written (it is run again).
         done = int(self.epoch) + (1 if int(self.phase) == 1 else 0)
-        self.run_dir.restore_rows("epochs.jsonl", lambda r: r["epoch"] < done)
+        epochs = self.run_dir.restore_rows("epochs.jsonl", lambda r: r["epoch"] < done, require={"epoch": int})
+        lost = sorted(set(range(done)) - {r["epoch"] for r in epochs})
+        if lost and self.worker.is_chief:
+            log.warning("epochs.jsonl lacks the shared-weights metrics of epoch(s) %s (deleted or cut)", ranges_text(lost))
         # Every worker restored the same checkpoint; the chief's controller wins anyway.
         self._broadcast_controller()
         self.run_dir.barrier()
@@ -244,16 +281,22 @@ class OneShotSearch:
     def _save(self, epoch: int, phase: int) -> None:
         self.epoch.assign(epoch)
         self.phase.assign(phase)
-        save_checkpoint(self.manager, self.checkpoint, self.worker, 2 * epoch + phase)
+        with interrupts.critical():  # Ctrl-C or SIGTERM waits for the checkpoint
+            save_checkpoint(self.manager, self.checkpoint, self.worker, 2 * epoch + phase)
 
     def run(self) -> dict[str, Any]:
         """Runs the remaining epochs, then derives the best architecture."""
         self.run_dir.check_workers_agree(self.record)
         if self.worker.is_chief:
             os.makedirs(self.model_dir, exist_ok=True)
+        with self.run_dir.hold():  # one process at a time (the chief's hold covers the cluster)
+            return self._run_locked()
+
+    def _run_locked(self) -> dict[str, Any]:
         self.run_dir.barrier()
-        self.run_dir.check_record(self.record, _RESUMABLE_CHANGES)
+        self.run_dir.check_record(self.record, _RESUMABLE_CHANGES, write=False)
         self._restore()
+        self.run_dir.write_record(self.record)
         self.callbacks.on_search_begin(self.run_dir, self.space)
         cfg = self.config
         decisions = self.space.decisions
@@ -267,6 +310,7 @@ class OneShotSearch:
                     traced = True
                 t0 = time.time()
                 metrics = self.task.train_epoch(epoch, lambda: self.searcher.sample(decisions, 1)[0])
+                interrupts.check()  # an interrupted pass is never recorded
                 metrics["seconds"] = time.time() - t0
                 self.run_dir.append("epochs.jsonl", [{"epoch": epoch, "phase": "shared", **metrics}])
                 self.run_dir.scalars({f"shared/{k}": v for k, v in metrics.items()}, epoch + 1)
@@ -279,6 +323,7 @@ class OneShotSearch:
             rewards_epoch = []
             batches = self.task.reward_batches(epoch)
             for s in range(cfg.controller_steps):
+                interrupts.check()
                 tokens = self.searcher.sample(decisions, cfg.controller_aggregate)
                 update = int(self.controller_updates)
                 # Every worker scores the same archs on the same batches with the same shared
@@ -299,6 +344,7 @@ class OneShotSearch:
                     }
                     for i, (t, (reward, extra)) in enumerate(zip(tokens, scores))
                 ]
+                interrupts.check()  # rewards measured while interrupted are never recorded
                 metrics = self.searcher.update(decisions, tokens, rewards)
                 self._broadcast_controller()
                 entropy = self.searcher.entropy(decisions, tokens)

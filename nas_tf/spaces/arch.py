@@ -8,14 +8,22 @@ edit, with a ``"space"`` field naming its search space::
 
 :func:`load_arch` reads any registered space's JSON (a path or the text
 itself) and validates it; a bad file fails with one :class:`ArchError` that
-names the file, the field and the bad value.
+names the file, the field and the bad value. Whatever the input -- any JSON
+type in any field, bytes that are not UTF-8, numbers of any size, deep
+nesting, a huge file, a directory -- the result is an arch or an
+:class:`ArchError`, never another exception: files are read up to
+:data:`MAX_ARCH_BYTES`, documents nest up to :data:`MAX_NESTING` levels, and
+each space caps the sizes it can build (``nas_tf.spaces.nas_cnn.MAX_FILTER_SIZE``,
+...), stating the cap in the error. An arch that loads builds.
 """
 
 from __future__ import annotations
 
 import abc
 import json
+import math
 import os
+import stat
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from nas_tf.utils.io import atomic_write_text, format_json
@@ -23,6 +31,14 @@ from nas_tf.utils.io import atomic_write_text, format_json
 
 class ArchError(ValueError):
     """An architecture (file or dict) is invalid; the message names field and value."""
+
+
+# The largest arch file (or JSON text) read: real archs take a few KiB.
+MAX_ARCH_BYTES = 1 << 20
+# The deepest nesting of objects and lists in an arch document (real archs: 5).
+MAX_NESTING = 32
+# Longest message text quoted from a document.
+_MAX_MESSAGE = 300
 
 
 _MISSING = object()
@@ -63,6 +79,8 @@ class ArchReader:
     def error(self, key: str | int | None, message: str) -> ArchError:
         where = f"{self.source}: " if self.source else ""
         field = self._field(key) if key is not None else (self.path or "<root>")
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 3] + "..."
         return ArchError(f"{where}field '{field}': {message}")
 
     def bad(self, key: str | int, value: Any, expected: str) -> ArchError:
@@ -77,8 +95,9 @@ class ArchReader:
         self.require_object()
         allowed = set(allowed)
         for key in self.data:
-            if key not in allowed:
-                raise self.error(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+            if not isinstance(key, str) or key not in allowed:
+                raise self.error(_describe(key) if not isinstance(key, str) else key,
+                                 f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
         self.require_object()
@@ -105,13 +124,15 @@ class ArchReader:
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.bad(key, value, "a number")
+        if not math.isfinite(value) or abs(value) > 1e300:
+            raise self.bad(key, value, "a finite number")
         if min is not None and value < min:
             raise self.bad(key, value, f"a number >= {min}")
         return float(value)
 
     def choice(self, key: str, choices: Sequence[Any], default: Any = _MISSING) -> Any:
         value = self.get(key, default)
-        if value not in choices:
+        if not isinstance(value, (str, int, float, type(None))) or isinstance(value, bool) or value not in choices:
             raise self.bad(key, value, "one of " + ", ".join(_describe(c) for c in choices))
         return value
 
@@ -199,15 +220,83 @@ def _import_builtin_spaces() -> None:
     import nas_tf.spaces  # noqa: F401
 
 
+def _check_nesting(data: Any, source: str | None) -> None:
+    """Refuses documents nested deeper than :data:`MAX_NESTING` (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            where = f"{source}: " if source else ""
+            raise ArchError(f"{where}nested more than {MAX_NESTING} levels deep (arch documents nest at most {MAX_NESTING})")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def arch_from_dict(data: Any, source: str | None = None) -> Arch:
-    """Builds the typed arch of whatever space ``data["space"]`` names."""
+    """Builds the typed arch of whatever space ``data["space"]`` names.
+
+    Raises:
+        ArchError: for any malformed ``data`` (never another exception).
+    """
     _import_builtin_spaces()
+    _check_nesting(data, source)
     reader = ArchReader(data, source=source)
     reader.require_object()
     space = reader.get("space")
-    if space not in _ARCH_TYPES:
+    if not isinstance(space, str) or space not in _ARCH_TYPES:
         raise reader.bad("space", space, "one of " + ", ".join(repr(s) for s in sorted(_ARCH_TYPES)))
-    return _ARCH_TYPES[space].from_dict(data, source=source)
+    try:
+        return _ARCH_TYPES[space].from_dict(data, source=source)
+    except RecursionError:
+        raise ArchError(f"{source + ': ' if source else ''}nested too deeply to read") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def _read_arch_file(path: str) -> str:
+    """The text of an arch file, or an :class:`ArchError` saying why it cannot be read."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        hint = f" (named architectures: {', '.join(sorted(_NAMED_ARCHS))})" if _NAMED_ARCHS else ""
+        raise ArchError(f"{path}: no such arch file{hint}") from None
+    except OSError as e:
+        raise ArchError(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ArchError(f"{path}: is a directory, not an arch file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ArchError(f"{path}: is not a regular file (an arch file is a JSON file)")
+    if info.st_size > MAX_ARCH_BYTES:
+        raise ArchError(f"{path}: {info.st_size} bytes; arch files are read up to {MAX_ARCH_BYTES} bytes")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_ARCH_BYTES + 1)
+    except OSError as e:
+        raise ArchError(f"{path}: cannot be read ({e.strerror})") from None
+    if len(data) > MAX_ARCH_BYTES:
+        raise ArchError(f"{path}: more than {MAX_ARCH_BYTES} bytes; arch files are read up to {MAX_ARCH_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ArchError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line} column {column})"
+        ) from None
 
 
 def load_arch(path_or_text: str | os.PathLike | dict | Arch) -> Arch:
@@ -222,8 +311,9 @@ def load_arch(path_or_text: str | os.PathLike | dict | Arch) -> Arch:
         The typed, validated arch.
 
     Raises:
-        ArchError: the file is missing, not JSON, or has a bad field; the
-            message names the file, the field and the value.
+        ArchError: the file is missing, unreadable, not UTF-8, too large, not
+            JSON, nested too deeply, or has a bad field; the message names the
+            file, the field and the value. No other exception comes out.
 
     Example:
 
@@ -237,20 +327,28 @@ def load_arch(path_or_text: str | os.PathLike | dict | Arch) -> Arch:
         return path_or_text
     if isinstance(path_or_text, dict):
         return arch_from_dict(path_or_text, source="<dict>")
+    if not isinstance(path_or_text, (str, os.PathLike)):
+        raise ArchError(f"expected an arch file, JSON text, a dict or an Arch, got {type(path_or_text).__name__}")
     text = os.fspath(path_or_text)
+    if not isinstance(text, str):
+        raise ArchError(f"expected an arch file, JSON text, a dict or an Arch, got {_describe(text)}")
     if text.lstrip().startswith("{"):
         source, content = "<json text>", text
+        if len(content.encode("utf-8", "replace")) > MAX_ARCH_BYTES:
+            raise ArchError(f"{source}: more than {MAX_ARCH_BYTES} bytes; arch documents are read up to {MAX_ARCH_BYTES} bytes")
     elif text in _NAMED_ARCHS:
         return _NAMED_ARCHS[text]()
+    elif not text or "\0" in text:
+        raise ArchError(f"{text!r}: not an arch file name")
     else:
         source = text
-        if not os.path.exists(text):
-            hint = f" (named architectures: {', '.join(sorted(_NAMED_ARCHS))})" if _NAMED_ARCHS else ""
-            raise ArchError(f"{text}: no such arch file{hint}")
-        with open(text, "r", encoding="utf-8") as f:
-            content = f.read()
+        content = _read_arch_file(text)
     try:
-        data = json.loads(content)
+        data = json.loads(content, parse_constant=_reject_constant, parse_float=_parse_float)
     except json.JSONDecodeError as e:
         raise ArchError(f"{source}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ArchError(f"{source}: nested too deeply (arch documents nest at most {MAX_NESTING} levels)") from None
+    except ValueError as e:  # NaN, Infinity, 1e999, an integer of thousands of digits
+        raise ArchError(f"{source}: not valid JSON: {str(e)[:120]}") from None
     return arch_from_dict(data, source=source)

@@ -30,6 +30,8 @@ from nas_tf.spaces.base import SearchSpace, register_space
 from nas_tf.spaces.decisions import Categorical, DecisionList, Skip
 
 MACRO_OPS = ("conv_3x3", "sep_conv_3x3", "conv_5x5", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
+# The most layers a network may have (the paper's final network has 24).
+MAX_LAYERS = 256
 
 
 def default_reductions(num_layers: int) -> tuple[int, ...]:
@@ -90,6 +92,8 @@ class EnasMacroArch(Arch):
         readers = r.list("layers")
         if not readers:
             raise r.error("layers", "must contain at least one layer")
+        if len(readers) > MAX_LAYERS:
+            raise r.error("layers", f"{len(readers)} layers; nas_tf builds up to {MAX_LAYERS}")
         layers = []
         for k, lr in enumerate(readers):
             lr.check_keys(("op", "skips"))
@@ -137,6 +141,8 @@ class EnasMacroSpace(SearchSpace):
     def __post_init__(self):
         if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+        if self.num_layers > MAX_LAYERS:
+            raise ValueError(f"num_layers: {self.num_layers} is larger than {MAX_LAYERS}, the most nas_tf builds")
         ops = tuple(self.ops)
         bad = [o for o in ops if o not in MACRO_OPS]
         if not ops or bad or len(set(ops)) != len(ops):

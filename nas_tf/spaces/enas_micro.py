@@ -29,7 +29,7 @@ from typing import Any
 from nas_tf.spaces.arch import Arch, register_named_arch
 from nas_tf.spaces.base import SearchSpace, register_space
 from nas_tf.spaces.decisions import Anchor, Categorical, DecisionList, Select
-from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch, NASNetBlock, NASNetCell, unused_states
+from nas_tf.spaces.nasnet import CELL_TYPES, MAX_BLOCKS, NASNetArch, NASNetBlock, NASNetCell, unused_states
 
 MICRO_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
 
@@ -57,6 +57,8 @@ class EnasMicroSpace(SearchSpace):
     def __post_init__(self):
         if isinstance(self.num_nodes, bool) or not isinstance(self.num_nodes, int) or self.num_nodes < 1:
             raise ValueError(f"num_nodes must be a positive integer, got {self.num_nodes!r}")
+        if self.num_nodes > MAX_BLOCKS:
+            raise ValueError(f"num_nodes: {self.num_nodes} is larger than {MAX_BLOCKS}, the most nas_tf builds")
         ops = tuple(self.ops)
         bad = [o for o in ops if o not in MICRO_OPS]
         if not ops or bad or len(set(ops)) != len(ops):

@@ -49,6 +49,8 @@ from nas_tf.spaces.decisions import Anchor, Categorical, DecisionList, Select
 # The corrected code's activation order (enas_lm): the token of an arc string.
 RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 OUTPUT_MODES = ("mean", "loose_ends")
+# The most nodes a cell may have (the paper's cell has 8).
+MAX_NODES = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +127,8 @@ class EnasRnnArch(Arch):
         readers = r.list("nodes")
         if not readers:
             raise r.error("nodes", "must contain at least one node")
+        if len(readers) > MAX_NODES:
+            raise r.error("nodes", f"{len(readers)} nodes; nas_tf builds cells of up to {MAX_NODES}")
         nodes = []
         for k, nr in enumerate(readers):
             nr.check_keys(("input", "activation"))
@@ -187,6 +191,8 @@ class EnasRnnSpace(SearchSpace):
     def __post_init__(self):
         if isinstance(self.num_nodes, bool) or not isinstance(self.num_nodes, int) or self.num_nodes < 1:
             raise ValueError(f"num_nodes must be a positive integer, got {self.num_nodes!r}")
+        if self.num_nodes > MAX_NODES:
+            raise ValueError(f"num_nodes: {self.num_nodes} is larger than {MAX_NODES}, the most nas_tf builds")
         acts = tuple(self.activations)
         bad = [a for a in acts if a not in RNN_ACTIVATIONS]
         if not acts or bad or len(set(acts)) != len(acts):

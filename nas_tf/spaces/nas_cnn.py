@@ -22,18 +22,33 @@ Arch JSON (``"space": "nas_cnn"``)::
 ``inputs`` lists earlier layer indices; an empty list means the image (rule 1
 of the paper). Omitted, it defaults to the previous layer. Strides default to 1
 and ``max_pool_after`` to none.
+
+Sizes are capped where nas_tf builds and trains networks: filters up to
+:data:`MAX_FILTER_SIZE` high and wide (far larger ones abort TensorFlow's
+oneDNN convolution: a 1007-high filter did), :data:`MAX_FILTERS` filters,
+:data:`MAX_STRIDE` strides, :data:`MAX_LAYERS` layers, and
+:data:`MAX_WEIGHTS` convolution weights in all (1 GiB of float32).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 from nas_tf.spaces.arch import Arch, ArchReader, register_arch
 from nas_tf.spaces.base import SearchSpace, register_space
 from nas_tf.spaces.decisions import Categorical, DecisionList, Skip
 
 _LAYER_FIELDS = ("filter_height", "filter_width", "num_filters", "stride_height", "stride_width", "inputs")
+
+# The sizes an arch of this space may have (stated in the load errors).
+MAX_FILTER_SIZE = 64
+MAX_FILTERS = 4096
+MAX_STRIDE = 64
+MAX_LAYERS = 256
+MAX_WEIGHTS = 1 << 28
+# Channels assumed for the image when counting weights (RGB).
+_IMAGE_CHANNELS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +131,8 @@ class NASCNNArch(Arch):
         layer_readers = r.list("layers")
         if not layer_readers:
             raise r.error("layers", "must contain at least one layer")
+        if len(layer_readers) > MAX_LAYERS:
+            raise r.error("layers", f"{len(layer_readers)} layers; nas_tf builds up to {MAX_LAYERS}")
         layers = []
         for i, lr in enumerate(layer_readers):
             lr.check_keys(_LAYER_FIELDS)
@@ -129,13 +146,19 @@ class NASCNNArch(Arch):
                 raise lr.bad("inputs", inputs, "distinct layer indices")
             layers.append(
                 ConvLayer(
-                    filter_height=lr.int("filter_height", min=1),
-                    filter_width=lr.int("filter_width", min=1),
-                    num_filters=lr.int("num_filters", min=1),
-                    stride_height=lr.int("stride_height", min=1, default=1),
-                    stride_width=lr.int("stride_width", min=1, default=1),
+                    filter_height=lr.int("filter_height", min=1, max=MAX_FILTER_SIZE),
+                    filter_width=lr.int("filter_width", min=1, max=MAX_FILTER_SIZE),
+                    num_filters=lr.int("num_filters", min=1, max=MAX_FILTERS),
+                    stride_height=lr.int("stride_height", min=1, max=MAX_STRIDE, default=1),
+                    stride_width=lr.int("stride_width", min=1, max=MAX_STRIDE, default=1),
                     inputs=tuple(sorted(inputs)),
                 )
+            )
+        weights = conv_weights(layers)
+        if weights > MAX_WEIGHTS:
+            raise r.error(
+                "layers", f"about {weights:,} convolution weights; nas_tf builds archs of up to {MAX_WEIGHTS:,} "
+                "(1 GiB of float32)"
             )
         pools = r.int_list("max_pool_after", min=0, max=len(layers) - 1, default=[])
         if len(set(pools)) != len(pools):
@@ -146,12 +169,23 @@ class NASCNNArch(Arch):
         return arch
 
 
-def _positive_ints(name: str, values: tuple) -> tuple:
+def conv_weights(layers: "Sequence[ConvLayer]", image_channels: int = _IMAGE_CHANNELS) -> int:
+    """The convolution weights of a network's layers (inputs concatenated; the image has ``image_channels``)."""
+    total = 0
+    for layer in layers:
+        channels = sum(layers[j].num_filters for j in layer.inputs) if layer.inputs else image_channels
+        total += layer.filter_height * layer.filter_width * channels * layer.num_filters
+    return total
+
+
+def _positive_ints(name: str, values: tuple, cap: int) -> tuple:
     values = tuple(values)
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {list(values)}")
+        raise ValueError(f"{name}: must be a non-empty list of positive integers, got {list(values)}")
     if len(set(values)) != len(values):
-        raise ValueError(f"{name} must not repeat values, got {list(values)}")
+        raise ValueError(f"{name}: must not repeat values, got {list(values)}")
+    if max(values) > cap:
+        raise ValueError(f"{name}: {max(values)} is larger than {cap}, the largest nas_tf builds")
     return values
 
 
@@ -190,13 +224,34 @@ class NASCNNSpace(SearchSpace):
 
     def __post_init__(self):
         if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 1:
-            raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
-        for name in ("filter_heights", "filter_widths", "num_filters", "strides"):
-            object.__setattr__(self, name, _positive_ints(name, getattr(self, name)))
+            raise ValueError(f"num_layers: must be a positive integer, got {self.num_layers!r}")
+        if self.num_layers > MAX_LAYERS:
+            raise ValueError(f"num_layers: {self.num_layers} is larger than {MAX_LAYERS}, the most nas_tf builds")
+        caps = {"filter_heights": MAX_FILTER_SIZE, "filter_widths": MAX_FILTER_SIZE, "num_filters": MAX_FILTERS,
+                "strides": MAX_STRIDE}
+        for name, cap in caps.items():
+            object.__setattr__(self, name, _positive_ints(name, getattr(self, name), cap))
         pools = tuple(self.max_pool_after)
         if any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pools) or len(set(pools)) != len(pools):
-            raise ValueError(f"max_pool_after must list distinct layer indices >= 0, got {list(pools)}")
+            raise ValueError(f"max_pool_after: must list distinct layer indices >= 0, got {list(pools)}")
         object.__setattr__(self, "max_pool_after", tuple(sorted(pools)))
+        largest = self.largest_weights()
+        if largest > MAX_WEIGHTS:
+            inputs = ", every earlier layer as input" if self.skip_connections else ""
+            raise ValueError(
+                f"num_filters: the largest network of this space ({self.num_layers} layers of {max(self.num_filters)} "
+                f"{max(self.filter_heights)}x{max(self.filter_widths)} filters{inputs}) has {largest:,} convolution "
+                f"weights; nas_tf builds up to {MAX_WEIGHTS:,}"
+            )
+
+    def largest_weights(self) -> int:
+        """The convolution weights of the largest network of this space (every layer at its largest)."""
+        widest = ConvLayer(max(self.filter_heights), max(self.filter_widths), max(self.num_filters))
+        layers = [
+            dataclasses.replace(widest, inputs=tuple(range(i)) if self.skip_connections else ((i - 1,) if i else ()))
+            for i in range(self.num_layers)
+        ]
+        return conv_weights(layers)
 
     def with_depth(self, depth: int) -> "NASCNNSpace":
         return dataclasses.replace(self, num_layers=depth)

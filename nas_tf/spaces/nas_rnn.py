@@ -53,6 +53,8 @@ from nas_tf.spaces.base import SearchSpace, register_space
 from nas_tf.spaces.decisions import Categorical, DecisionList
 
 COMBINATIONS = ("add", "elem_mult")
+# The most leaves a cell's tree may have (the NAS cell has 8).
+MAX_BASE = 64
 ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu")
 
 
@@ -156,7 +158,7 @@ class NASRNNArch(Arch):
     def from_dict(cls, data: dict, source: str | None = None) -> "NASRNNArch":
         r = ArchReader(data, source=source)
         r.check_keys(("space", "base", "nodes", "cell_inject", "cell_output_node", "cell_inject_node"))
-        base = r.int("base", min=2)
+        base = r.int("base", min=2, max=MAX_BASE)
         if not _is_power_of_two(base):
             raise r.bad("base", base, "a power of two (the number of leaves of a binary tree)")
         node_readers = r.list("nodes")
@@ -254,6 +256,8 @@ class NASRNNSpace(SearchSpace):
     def __post_init__(self):
         if not _is_power_of_two(self.base):
             raise ValueError(f"base must be a power of two >= 2, got {self.base!r}")
+        if self.base > MAX_BASE:
+            raise ValueError(f"base: {self.base} is larger than {MAX_BASE}, the most nas_tf builds")
         object.__setattr__(self, "combinations", _names("combinations", self.combinations, COMBINATIONS))
         object.__setattr__(self, "activations", _names("activations", self.activations, ACTIVATIONS))
 

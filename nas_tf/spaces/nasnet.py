@@ -92,6 +92,8 @@ OP_SETS: dict[str, tuple[str, ...]] = {"full": NASNET_OPS, "reduced": REDUCED_OP
 
 #: How the two results of a block are combined.
 COMBINERS: tuple[str, ...] = ("add", "concat")
+# The most blocks a cell may have (the paper's cells have 5).
+MAX_BLOCKS = 32
 
 CELL_TYPES: tuple[str, ...] = ("normal", "reduction")
 
@@ -165,6 +167,8 @@ class NASNetCell:
         block_readers = reader.list("blocks")
         if not block_readers:
             raise reader.error("blocks", "must contain at least one block")
+        if len(block_readers) > MAX_BLOCKS:
+            raise reader.error("blocks", f"{len(block_readers)} blocks; nas_tf builds cells of up to {MAX_BLOCKS}")
         blocks = []
         for b, br in enumerate(block_readers):
             br.check_keys(("inputs", "ops", "combine"))
@@ -268,6 +272,8 @@ class NASNetSpace(SearchSpace):
     def __post_init__(self):
         if isinstance(self.num_blocks, bool) or not isinstance(self.num_blocks, int) or self.num_blocks < 1:
             raise ValueError(f"num_blocks must be a positive integer, got {self.num_blocks!r}")
+        if self.num_blocks > MAX_BLOCKS:
+            raise ValueError(f"num_blocks: {self.num_blocks} is larger than {MAX_BLOCKS}, the most nas_tf builds")
         ops = tuple(self.ops)
         if not ops:
             raise ValueError("ops must not be empty")
