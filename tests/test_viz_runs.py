@@ -451,3 +451,15 @@ def test_reading_and_reporting_import_no_tensorflow(multi_trial_run, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert os.path.getsize(tmp_path / "report.html") > 10_000
+
+
+def test_open_run_exports_the_retrained_winner(multi_trial_run, one_shot_run, tmp_path):
+    run = open_run(multi_trial_run)
+    report = run.export("keras", str(tmp_path / "winner.keras"), data_dir=None)
+    assert report.path == str(tmp_path / "winner.keras") and os.path.getsize(report.path) == report.size_bytes
+    assert report.checked_on > 0 and report.max_abs_diff < 1e-4 and report.agreement == 1.0
+    served = keras.saving.load_model(report.path)
+    images = np.random.default_rng(0).integers(0, 17, size=(3, 8, 8, 1)).astype("float32")
+    assert served(images).shape == (3, 10)  # raw pixels in, logits out
+    with pytest.raises(FileNotFoundError, match="no retrained model to export"):
+        open_run(one_shot_run).export("keras", str(tmp_path / "none.keras"))

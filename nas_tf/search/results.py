@@ -336,6 +336,32 @@ class SearchRun:
 
         return keras.saving.load_model(path)
 
+    def export(self, format: str = "saved_model", output: str | None = None, *, quantize: bool = False,
+               data_dir: str | None = None, check: bool = True):
+        """Exports the retrained winner, ``final/`` (see :func:`nas_tf.export.export_from_dir`).
+
+        Args:
+            format: ``"saved_model"``, ``"keras"`` or ``"tflite"``.
+            output: the destination (default: ``final/export/<saved_model|model.keras|model.tflite>``).
+            quantize: TFLite with dynamic-range int8 weights.
+            data_dir: where the dataset lives (for the check batch and the vocabulary).
+            check: load the export back and compare it with the Keras model.
+
+        Returns:
+            The :class:`nas_tf.export.ExportReport` (path, size, largest difference, latency).
+
+        Example:
+
+        >>> open_run("runs/enas").export("tflite").path  # doctest: +SKIP
+        'runs/enas/final/export/model.tflite'
+        """
+        if not os.path.exists(os.path.join(self.final_dir, "metrics.json")):
+            raise FileNotFoundError(f"{self.final_dir}: no retrained model to export (the search ran without "
+                                    "final training, or it is not done)")
+        from nas_tf.export import export_from_dir
+
+        return export_from_dir(self.final_dir, output, format, quantize=quantize, data_dir=data_dir, check=check)
+
     # ------------------------------------------------------ baseline, resume
 
     def _update_groups(self) -> list[tuple[int, list[float]]]:

@@ -175,6 +175,7 @@ class RunDirectory:
             ResumeMismatchError: the directory holds other settings.
         """
         resumable, execution = {tuple(p) for p in resumable}, set(execution)
+        record = json.loads(json.dumps(record))  # as it reads back (tuples become lists)
         path = self.path(CONFIG)
         old = read_json_file(
             path, expect=dict,
