@@ -208,7 +208,8 @@ def cuda_wanted(tf: dict | None, log=print) -> dict | None:
 def cuda_archs() -> list[str]:
     archs = [a.strip() for a in os.environ.get("NAS_TF_CUDA_ARCHS", DEFAULT_CUDA_ARCHS).split(",") if a.strip()]
     if not archs or not all(a.isdigit() for a in archs):
-        raise BuildError(f"NAS_TF_CUDA_ARCHS must be a comma-separated list of compute capabilities like 80,90; got {os.environ.get('NAS_TF_CUDA_ARCHS')!r}")
+        raise BuildError("NAS_TF_CUDA_ARCHS must be a comma-separated list of compute capabilities like 80,90; "
+                         f"got {os.environ.get('NAS_TF_CUDA_ARCHS')!r}")
     return archs
 
 

@@ -42,7 +42,8 @@ flags.DEFINE_integer("depth", 3, "Layers of the children (NAS CNN space).", lowe
 flags.DEFINE_integer("train_subset", 512, "Training images of the embedded digits per child (0: all).", lower_bound=0)
 flags.DEFINE_integer("archs_per_step", 8, "m: children per controller step (the paper's 8).", lower_bound=1)
 flags.DEFINE_list("controller_depths", "3,15", "Depths of the NAS CIFAR-10 search at which the controller is timed.")
-flags.DEFINE_list("controller_batches", "8,100,800", "Architectures per controller step at which it is timed (8: the paper's m; 800: K x m).")
+flags.DEFINE_list("controller_batches", "8,100,800",
+                  "Architectures per controller step at which it is timed (8: the paper's m; 800: K x m).")
 flags.DEFINE_list("tables", "children,collectives,controller,enas", "Tables to measure.")
 flags.DEFINE_string("output", os.path.join(REPO, "docs", "benchmarks.md"), "Markdown file to update.")
 flags.DEFINE_string("probe", None, "Internal: run the collectives probe as this cluster member (TF_CONFIG set).")
@@ -63,9 +64,8 @@ def _requests(num, depth, seed=0):
 
 def bench_children():
     from nas_tf.search import InProcessEvaluator
-    from nas_tf.tasks import ImageChildConfig
-    from nas_tf.tasks import TrainerSpec
     from nas_tf.search.evaluators import ParallelEvaluator
+    from nas_tf.tasks import ImageChildConfig, TrainerSpec
 
     config = ImageChildConfig(epochs=FLAGS.child_epochs, reward_window=1)
     spec = TrainerSpec("image", "digits", config, train_subset=FLAGS.train_subset)

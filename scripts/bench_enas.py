@@ -40,7 +40,8 @@ flags.DEFINE_integer("steps", 10, "Timed steps per case (after 3 warm-up steps).
 flags.DEFINE_list("spaces", ["micro_digits", "micro", "macro"], "Cases to measure: micro_digits, micro, macro.")
 flags.DEFINE_list("selections", [], "Op selections to measure (default: every one of the space).")
 flags.DEFINE_integer("micro_cells", 1, "Micro: normal cells per stage.", lower_bound=1)
-flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
+flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"),
+                    "Markdown file to update.")
 FLAGS = flags.FLAGS
 
 SELECTIONS = {"macro": ("switch", "all"), "micro": ("switch", "merged", "all"), "micro_digits": ("switch",)}

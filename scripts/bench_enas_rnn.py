@@ -37,7 +37,8 @@ flags.DEFINE_integer("units", 200, "Cell size (enas_lm search: 200).", lower_bou
 flags.DEFINE_integer("vocab_size", 10000, "Vocabulary (PTB: 10000).", lower_bound=2)
 flags.DEFINE_integer("archs", 2, "Sampled cells besides the published one.", lower_bound=0)
 flags.DEFINE_integer("steps", 10, "Timed steps per case (after 3 warm-up steps).", lower_bound=1)
-flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
+flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"),
+                    "Markdown file to update.")
 FLAGS = flags.FLAGS
 
 # (label, activation_selection, weight_selection, compiled ops on)

@@ -35,7 +35,8 @@ flags.DEFINE_integer("archs_per_step", 5, "Children per controller step in table
 flags.DEFINE_integer("child_epochs", 3, "Epochs per child in table 3.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the searches.", lower_bound=0)
 flags.DEFINE_integer("repeats", 5, "Timed repetitions (median) in tables 1 and 2.", lower_bound=1)
-flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
+flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"),
+                    "Markdown file to update.")
 flags.DEFINE_string("work_dir", None, "Where the searches go (default: a temporary directory).")
 flags.DEFINE_bool(
     "tiny", False,
@@ -82,9 +83,9 @@ def models_table(repeats):
         ("NASNet-A CIFAR 6 @ 768, 32 px", nasnet_a_cifar, None, (32, 32, 3)),
     ]
     if FLAGS.tiny:
-        import nas_tf
         from keras.src.applications.nasnet import NASNet  # the builder behind NASNetMobile/Large
 
+        import nas_tf
         from nas_tf.models import build_nasnet
 
         tiny = dict(penultimate_filters=96, skip_reduction=False)
@@ -144,9 +145,9 @@ def search_table(work_dir):
     from nas_tf.controller import PPO, RandomSearch, Reinforce, controller_for
     from nas_tf.data import load_digits
     from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
+    from nas_tf.spaces import NASNetSpace
     from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
     from nas_tf.training import SGDConfig
-    from nas_tf.spaces import NASNetSpace
 
     data = load_digits()
     space = NASNetSpace(num_blocks=2) if FLAGS.tiny else NASNetSpace()

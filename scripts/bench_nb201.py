@@ -195,7 +195,7 @@ def report(results, plan_, table, optimum, best_cell, seeds, budget, marks, plot
         r["summary"] = s
     headers = ["algorithm"] + [f"best after {m}" for m in marks] + [f"regret after {marks[-1]}", "seconds"]
     lines = [
-        f"## NAS-Bench-201: search algorithms against the table (`scripts/bench_nb201.py`)",
+        "## NAS-Bench-201: search algorithms against the table (`scripts/bench_nb201.py`)",
         "",
         f"Table: {table.describe().get('source_kind')} {table.describe().get('version') or ''} "
         f"({len(table)} cells, CIFAR-10 test accuracy after 200 epochs; optimum {optimum:.2f} % for `{best_cell}`). "
@@ -253,11 +253,11 @@ def run(fv: flags.FlagValues, argv: list[str]) -> str:
     try:
         marks = sorted({int(m) for m in fv.marks if 0 < int(m) <= fv.budget} | {fv.budget})
     except ValueError:
-        raise app.UsageError(f"--marks must be positive integers, got {fv.marks}")
+        raise app.UsageError(f"--marks must be positive integers, got {fv.marks}") from None
     try:
         plan_ = plan(fv)
     except ValueError as e:
-        raise app.UsageError(str(e))
+        raise app.UsageError(str(e)) from None
 
     from nas_tf.benchmarks import TokenLookup, nb201
 

@@ -173,7 +173,7 @@ def main(argv):
     gather_rows = bench_gather(tf, ops, gather_cases, repeats, warmup)
 
     concat_table = markdown_table(
-        ["inputs (batch %d, float32)" % batch, "output MB", "pad+concat fwd ms", "op fwd ms", "fwd speed-up",
+        [f"inputs (batch {batch}, float32)", "output MB", "pad+concat fwd ms", "op fwd ms", "fwd speed-up",
          "pad+concat bwd ms", "op bwd ms", "bwd speed-up"], concat_rows)
     gather_table = markdown_table(
         ["x [B, N] (G groups) @ bank [K, N, M], float32", "op GFLOP/s", "gather+matmul fwd ms", "op fwd ms", "fwd speed-up",

@@ -27,7 +27,8 @@ flags.DEFINE_integer("start_depth", 3, "Layers per child.", lower_bound=1)
 flags.DEFINE_float("controller_lr", 6e-4, "REINFORCE learning rate.", lower_bound=0.0)
 flags.DEFINE_integer("seed", 0, "Seed of both searches.", lower_bound=0)
 flags.DEFINE_integer("report_every", 0, "Rows of the table every N children (0: 5 rows).", lower_bound=0)
-flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"), "Markdown file to update.")
+flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md"),
+                    "Markdown file to update.")
 flags.DEFINE_string("work_dir", None, "Where the two runs go (default: a temporary directory).")
 FLAGS = flags.FLAGS
 
@@ -35,8 +36,8 @@ FLAGS = flags.FLAGS
 def run(algorithm, data, work_dir):
     from nas_tf.controller import RandomSearch, Reinforce, controller_for
     from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
-    from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
     from nas_tf.spaces import NASCNNSpace
+    from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
 
     space = NASCNNSpace(num_layers=FLAGS.start_depth)
     if algorithm == "reinforce":

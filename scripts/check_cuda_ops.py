@@ -291,7 +291,8 @@ def time_padded_concat(be, repeats, ceil):
             ref = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, W - x.shape[2], 0, H - x.shape[1])) for x in xs], -1)
             if not torch.equal(ref, be.padded_concat(xs, None, "float32", out=out)):
                 raise AssertionError(f"padded concat differs from torch at {label}")
-            theirs = be.time(lambda: torch.cat([torch.nn.functional.pad(x, (0, 0, 0, W - x.shape[2], 0, H - x.shape[1])) for x in xs], -1), repeats)
+            theirs = be.time(lambda: torch.cat([torch.nn.functional.pad(x, (0, 0, 0, W - x.shape[2], 0, H - x.shape[1]))
+                                                for x in xs], -1), repeats)
             nbytes = sum(x.numel() for x in xs) * 4 + out.numel() * 4
             rate = nbytes / ours / 1e9
             rows.append({"case": f"B={batch}: {label}", "MB moved": nbytes / 1e6, "ours_us": ours * 1e6, "torch_us": theirs * 1e6,
@@ -335,7 +336,7 @@ def time_gather_matmul(be, repeats, ceil):
 def markdown(report):
     from nas_tf.utils.report import markdown_table
 
-    lines = [f"## CUDA kernels through pybind11 (`scripts/check_cuda_ops.py`)\n",
+    lines = ["## CUDA kernels through pybind11 (`scripts/check_cuda_ops.py`)\n",
              f"Device: {report['device']}. Correctness: {report['checks']}.\n"]
     if "ceilings" in report:
         c = report["ceilings"]
@@ -348,7 +349,7 @@ def markdown(report):
         lines.append("\n**Gather matmul** vs PyTorch `index_select` + `bmm` (float32; floor = max(FLOPs / matmul "
                      "ceiling, bytes / copy ceiling)):\n")
         lines.append(markdown_table(["case", "GFLOP", "MB moved", "ours us", "torch us", "TFLOP/s", "floor us", "speed-up"],
-                                    [[r["case"], r["GFLOP"], r["MB moved"], r["ours_us"], r["torch_us"], r["TFLOPs"], r["floor_us"], r["speedup"]]
+                                    [[r[k] for k in ("case", "GFLOP", "MB moved", "ours_us", "torch_us", "TFLOPs", "floor_us", "speedup")]
                                      for r in report["gather_matmul"]]))
     return "\n".join(lines)
 
@@ -367,7 +368,7 @@ def main(argv):
         try:
             import torch
         except ImportError as e:
-            raise app.UsageError(f"the CUDA check needs PyTorch for device memory and timing ({e})")
+            raise app.UsageError(f"the CUDA check needs PyTorch for device memory and timing ({e})") from None
         if not torch.cuda.is_available():
             raise app.UsageError("no CUDA device is visible")
         be = CudaBackend(kernels)

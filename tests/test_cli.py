@@ -123,8 +123,7 @@ def test_missing_data_files_are_named(tmp_path):
 def test_every_option_of_a_search_is_bound_to_its_flag():
     """Each config field takes the flag of its name (no field silently keeps its dataclass default)."""
     from nas_tf.search import OneShotConfig, SearchConfig
-    from nas_tf.tasks import FinalImageConfig, FinalLMConfig, ImageChildConfig, LMChildConfig, SharedTrainingConfig
-    from nas_tf.tasks import LMSharedTrainingConfig
+    from nas_tf.tasks import FinalImageConfig, FinalLMConfig, ImageChildConfig, LMChildConfig, LMSharedTrainingConfig, SharedTrainingConfig
 
     def leaves(cls, prefix, renames, fixed=()):
         out = []

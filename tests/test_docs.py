@@ -62,7 +62,7 @@ def test_python_blocks_run_in_order(doc, blocks, slow, tmp_path, monkeypatch):
 
 def _commands():
     """``(doc:line, script, args)`` of every ``python scripts/NAME.py`` command in a bash block."""
-    for doc, line, body, mark in _blocks("bash"):
+    for doc, line, body, _mark in _blocks("bash"):
         joined = re.sub(r"\\\n\s*", " ", body)
         for n, command in enumerate(joined.splitlines()):
             command = command.split(" #")[0].strip()

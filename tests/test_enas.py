@@ -1,7 +1,5 @@
 """ENAS: spaces, supernets (shared weights), the one-shot loop, controller options."""
 
-import json
-import os
 
 import keras
 import numpy as np
@@ -11,13 +9,12 @@ import tensorflow as tf
 import nas_tf
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
-from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
 from nas_tf.search import OneShotConfig, OneShotSearch
-from nas_tf.training import cosine_restart_lr
 from nas_tf.spaces import ArchError, DecisionList, Skip
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer, macro_arch_from_arc
+from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
+from nas_tf.training import cosine_restart_lr
 from nas_tf.utils import read_jsonl
-
 
 # ---------------------------------------------------------------- macro space
 
@@ -140,7 +137,7 @@ def test_skip_penalty_pulls_the_skip_rate_to_the_target():
         s = Reinforce(controller_for(dl, seed=0, lstm_layers=1), learning_rate=0.05, seed=0, skip_target=target, skip_weight=1.0)
         for _ in range(30):
             t = s.sample(dl, 8)
-            m = s.update(dl, t, np.zeros(8, np.float32))  # no reward signal: only the penalty acts
+            s.update(dl, t, np.zeros(8, np.float32))  # no reward signal: only the penalty acts
         rates[target] = s.sample(dl, 200).mean()
     assert rates[0.1] < 0.25 and rates[0.9] > 0.75
 

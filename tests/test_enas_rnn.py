@@ -13,10 +13,10 @@ from nas_tf.data.text import load_pydoc_corpus
 from nas_tf.layers import EnasRnnCell
 from nas_tf.models import build_language_model
 from nas_tf.models.enas_rnn import EnasRnnSupernetLM
-from nas_tf.tasks import LMSharedTrainingConfig, LMSupernetTask
 from nas_tf.search import OneShotConfig, OneShotSearch
 from nas_tf.spaces import ArchError, EnasRnnArch, EnasRnnSpace
 from nas_tf.spaces.enas_rnn import EnasRnnNode, rnn_arch_from_arc
+from nas_tf.tasks import LMSharedTrainingConfig, LMSupernetTask
 from nas_tf.utils import read_jsonl
 
 # ------------------------------------------------------------------- space

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from rnn_reference import PAPER_EXAMPLE
 
 import nas_tf
 from nas_tf.data import DatasetUnavailableError
@@ -10,9 +11,8 @@ from nas_tf.data.text import load_ptb, load_pydoc_corpus, tokenize
 from nas_tf.models import LanguageModel, build_language_model
 from nas_tf.search import ChildRequest, InProcessEvaluator
 from nas_tf.tasks import LMChildConfig, LMChildTrainer, perplexity_reward
-from nas_tf.training import make_sgd
 from nas_tf.tasks.text.train import evaluate_perplexity, train_language_model
-from rnn_reference import PAPER_EXAMPLE
+from nas_tf.training import make_sgd
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,19 @@
 """NASCell: TF Addons' test vectors, weight compatibility, Keras RNN, tf.function, XLA,
 serialisation, SavedModel, and the JAX backend."""
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from rnn_reference import nas_cell_step
 
 import nas_tf
 from conftest import REPO
-from nas_tf.layers import NASCell, TreeCell
-from rnn_reference import nas_cell_step
+from nas_tf.layers import NASCell
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 X_TFA = np.array([[1.0] * 4, [2.0] * 4, [3.0] * 4], np.float32)

@@ -8,12 +8,12 @@ import sys
 import keras
 import numpy as np
 import pytest
+from rnn_reference import PAPER_EXAMPLE, nas_cell_step, tree_cell_step
 
 import nas_tf
 from conftest import REPO
 from nas_tf.spaces import ArchError, NASRNNArch, NASRNNSpace, TreeNode, load_arch, make_space, named_archs
 from nas_tf.spaces.nas_rnn import tree_children
-from rnn_reference import PAPER_EXAMPLE, nas_cell_step, tree_cell_step
 
 
 def test_space_size_for_base_8_is_about_6e16():

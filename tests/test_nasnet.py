@@ -9,7 +9,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import nas_tf
 from conftest import REPO
@@ -335,7 +334,8 @@ def test_drop_path_follows_the_training_loop_progress(digits):
         seen.append(float(layer.keep_probability()))
 
     data = digits.subset("train", 128)
-    train_classifier(model, data, epochs=4, batch_size=32, optimizer=make_sgd(0.01), eval_split=None, progress=progress, on_epoch_end=record)
+    train_classifier(model, data, epochs=4, batch_size=32, optimizer=make_sgd(0.01), eval_split=None, progress=progress,
+                     on_epoch_end=record)
     # 4 steps per epoch, 16 in all: after epoch e the last step set progress (4e - 1) / 16.
     expected = [1.0 - (4 * e - 1) / 16 * 0.5 for e in (1, 2, 3, 4)]
     assert seen == pytest.approx(expected)

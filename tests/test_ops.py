@@ -163,7 +163,8 @@ def test_gather_matmul_matches_fallback(case, dtype, transpose, lib):
     assert got.dtype == dtype and got.shape == want.shape
     ref = np.matmul(
         tf.cast(x, tf.float64).numpy(),
-        np.swapaxes(tf.cast(tf.gather(w, index), tf.float64).numpy(), -1, -2) if transpose else tf.cast(tf.gather(w, index), tf.float64).numpy(),
+        np.swapaxes(tf.cast(tf.gather(w, index), tf.float64).numpy(), -1, -2) if transpose
+        else tf.cast(tf.gather(w, index), tf.float64).numpy(),
     )
     scale = max(1.0, float(np.abs(ref).max())) if ref.size else 1.0
     for y in (got, want):

@@ -7,7 +7,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import nas_tf.ops as O
 from nas_tf.export import export_saved_model

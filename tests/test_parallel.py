@@ -50,8 +50,8 @@ def test_two_parallel_children_give_the_history_of_one(tmp_path):
 def test_a_killed_worker_is_replaced_and_its_child_retried_then_penalised():
     from nas_tf.search import ChildRequest
     from nas_tf.search.evaluators import ParallelEvaluator
-    from nas_tf.tasks import ImageChildConfig, TrainerSpec
     from nas_tf.spaces.arch import arch_from_dict
+    from nas_tf.tasks import ImageChildConfig, TrainerSpec
 
     arch = arch_from_dict(ARCH)
     spec = TrainerSpec("image", "digits", ImageChildConfig(epochs=2, reward_window=1), train_subset=256)
@@ -106,8 +106,8 @@ class _Interrupt(Exception):
 def test_async_controller_updates_per_child_and_resumes(tmp_path, small_digits):
     from nas_tf.controller import Reinforce, controller_for
     from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
-    from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
     from nas_tf.spaces import NASCNNSpace
+    from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
 
     config = ImageChildConfig(epochs=1, steps_per_epoch=4, reward_window=1)
 

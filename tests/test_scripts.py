@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO, run_main, run_script
 from nas_tf.utils import read_jsonl
 
-TINY = ["--num_architectures=4", "--archs_per_step=2", "--child_epochs=1", "--child_steps_per_epoch=6", "--start_depth=2"]
+TINY = ["--num_architectures=4", "--archs_per_step=2", "--child_epochs=1",
+            "--child_steps_per_epoch=6", "--start_depth=2"]
 
 
 def test_search_nas_end_to_end_and_resume(tmp_path):
@@ -50,7 +51,8 @@ def test_search_nas_end_to_end_and_resume(tmp_path):
 
 def test_search_nas_survives_kill_9(tmp_path):
     model_dir = str(tmp_path / "run")
-    args = [f"--model_dir={model_dir}", "--num_architectures=6", "--archs_per_step=3", "--child_epochs=1", "--child_steps_per_epoch=6", "--start_depth=2"]
+    args = [f"--model_dir={model_dir}", "--num_architectures=6", "--archs_per_step=3", "--child_epochs=1",
+            "--child_steps_per_epoch=6", "--start_depth=2"]
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "search_nas.py"), *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

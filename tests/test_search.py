@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -18,9 +17,9 @@ from nas_tf.search import (
     ResumeMismatchError,
     SearchConfig,
 )
+from nas_tf.spaces import ConvLayer, NASCNNArch, NASCNNSpace
 from nas_tf.tasks import ImageChildConfig, ImageChildTrainer, accuracy_reward
 from nas_tf.training import SGDConfig
-from nas_tf.spaces import ConvLayer, NASCNNArch, NASCNNSpace
 from nas_tf.utils import read_jsonl
 
 FAST = ImageChildConfig(epochs=2, batch_size=32, steps_per_epoch=4, reward_window=5)

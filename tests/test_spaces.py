@@ -235,6 +235,7 @@ def test_random_tokens_cover_all_choices():
 
 def test_spaces_import_no_tensorflow():
     code = "import sys, nas_tf, nas_tf.spaces; nas_tf.load_arch('" + json.dumps(GOOD) + "'); print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

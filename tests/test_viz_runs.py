@@ -26,9 +26,9 @@ from absl import flags
 import nas_tf
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
-from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
 from nas_tf.search.results import RunDirectoryError, open_run
 from nas_tf.spaces import EnasMacroSpace, NASCNNSpace
+from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
 from nas_tf.utils.io import atomic_write_json
 from nas_tf.viz import render_arch
 from nas_tf.viz import tensorboard as tb

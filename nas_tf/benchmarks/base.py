@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from nas_tf.spaces.arch import Arch
 from nas_tf.spaces.base import SearchSpace

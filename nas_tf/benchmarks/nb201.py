@@ -37,7 +37,8 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

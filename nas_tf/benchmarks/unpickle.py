@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, BinaryIO, Mapping
+from collections.abc import Mapping
+from typing import Any, BinaryIO
 
 from nas_tf.benchmarks.base import BenchmarkError
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from nas_tf.cli.flags import FLAGS, FlagError, int_list
 
@@ -343,7 +344,6 @@ def load_data(task: str):
 def searcher(space):
     """The searcher of --algorithm for ``space``: REINFORCE, PPO (where the script defines it) or random search."""
     from nas_tf.controller import PPO, RandomSearch, Reinforce, controller_for
-
     from nas_tf.controller.policy import enas_micro_op_options
 
     if FLAGS.algorithm == "random":

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from absl import flags
 

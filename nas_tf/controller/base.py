@@ -10,7 +10,8 @@ trackables so the loop saves and restores it with one checkpoint.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 

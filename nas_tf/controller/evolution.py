@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -165,7 +166,7 @@ class RegularizedEvolution(Searcher):
 
     # ------------------------------------------------------------------ state
 
-    def _state(self) -> "_State":
+    def _state(self) -> _State:
         """The state, from the variables unless the copy in memory is still theirs.
 
         Every change writes the counters (with a fingerprint of the
@@ -180,7 +181,7 @@ class RegularizedEvolution(Searcher):
             self._mirror = _State(counters.copy(), tokens, rewards, births)
         return self._mirror
 
-    def _commit(self, state: "_State", population: bool) -> None:
+    def _commit(self, state: _State, population: bool) -> None:
         if population:
             self.tokens.assign(state.tokens, read_value=False)
             self.rewards.assign(state.rewards, read_value=False)
@@ -192,7 +193,7 @@ class RegularizedEvolution(Searcher):
         state = self._state()
         return state.tokens.copy(), state.rewards.copy(), state.births.copy()
 
-    def _use(self, decisions: DecisionList) -> "_State":
+    def _use(self, decisions: DecisionList) -> _State:
         """The state; a decision list with another token count starts a new population."""
         state = self._state()
         width = decisions.num_tokens

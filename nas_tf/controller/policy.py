@@ -46,7 +46,7 @@ log-probability of a sampled architecture equals the log-probability that
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -510,8 +510,11 @@ def enas_micro_op_options(
 
     Example:
 
-    >>> enas_micro_op_options(("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity"))
-    {'tanh_reduce': {'op': 2.5}, 'bias_init': {'op': [10.0, 10.0, 0.0, 0.0, 0.0]}, 'logit_offsets': {'normal.': [0.25, 0.25, -0.25, -0.25, -0.25]}}
+    >>> options = enas_micro_op_options(("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity"))
+    >>> options["tanh_reduce"], options["bias_init"]
+    ({'op': 2.5}, {'op': [10.0, 10.0, 0.0, 0.0, 0.0]})
+    >>> options["logit_offsets"]
+    {'normal.': [0.25, 0.25, -0.25, -0.25, -0.25]}
     """
     if isinstance(op_tanh_reduce, bool) or not isinstance(op_tanh_reduce, (int, float)) or not op_tanh_reduce > 0:
         raise ValueError(f"op_tanh_reduce must be a number > 0, got {op_tanh_reduce!r}")

@@ -32,7 +32,8 @@ every reward (``"reward"``, ENAS).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np

@@ -26,7 +26,7 @@ import dataclasses
 import os
 import platform
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class TextCorpus:
             raise ValueError(f"corpus {self.name!r} has no split {split!r}; splits: {sorted(self.splits)}")
         return self.splits[split]
 
-    def subset(self, split: str, num_tokens: int) -> "TextCorpus":
+    def subset(self, split: str, num_tokens: int) -> TextCorpus:
         """A copy whose ``split`` keeps only its first ``num_tokens`` tokens."""
         splits = dict(self.splits)
         splits[split] = self._split(split)[:num_tokens]
@@ -127,7 +127,7 @@ def _to_ids(tokens: Sequence[str], vocab: tuple[str, ...]) -> np.ndarray:
 
 def _read_ptb_file(path: str) -> list[str]:
     tokens: list[str] = []
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             tokens.extend(line.split())
             tokens.append(EOS)

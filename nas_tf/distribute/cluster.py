@@ -33,7 +33,8 @@ import json
 import shutil
 import socket
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np

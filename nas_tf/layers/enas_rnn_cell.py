@@ -29,9 +29,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from nas_tf.spaces.arch import Arch, load_arch
 from nas_tf.utils.checks import positive_int, rate
 from nas_tf.utils.keras_private import DropoutRNNCell
-from nas_tf.spaces.arch import Arch, load_arch
 
 ACTIVATION_FNS = {
     "tanh": ops.tanh,

@@ -24,7 +24,6 @@ from nas_tf.spaces.arch import Arch, load_arch
 from nas_tf.utils.checks import positive_int, rate
 from nas_tf.utils.keras_private import DropoutRNNCell
 
-
 _ACTIVATIONS = {
     "identity": None,
     "tanh": ops.tanh,

@@ -149,7 +149,8 @@ def build_enas_macro(
     nodes = [pieces.stem(images)]
     for k, layer in enumerate(arch.layers):
         c = _channels(filters, arch.reduce_after, k)
-        y = macro_branch(layer.op, c, f"layer{k}_{layer.op}", regularizer=reg, momentum=batch_norm_momentum, epsilon=batch_norm_epsilon)(nodes[-1])
+        y = macro_branch(layer.op, c, f"layer{k}_{layer.op}", regularizer=reg, momentum=batch_norm_momentum,
+                             epsilon=batch_norm_epsilon)(nodes[-1])
         if layer.skips:
             y = keras.layers.Add(name=f"layer{k}_skips")([y] + [nodes[j] for j in layer.skips])
         nodes.append(pieces.out_bn[k](y))

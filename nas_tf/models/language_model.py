@@ -16,7 +16,8 @@ state from one window of truncated back-propagation through time to the next
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 from keras import ops

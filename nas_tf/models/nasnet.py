@@ -42,8 +42,8 @@ import keras
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN, cell_op
 from nas_tf.layers.drop_path import ScheduledDropPath
 from nas_tf.models.registry import register_image_builder
-from nas_tf.utils.checks import positive_int
 from nas_tf.spaces.nasnet import NASNetArch, NASNetCell, nasnet_a
+from nas_tf.utils.checks import positive_int
 
 SKELETONS = ("cifar", "imagenet")
 

@@ -12,7 +12,8 @@ child in TensorBoard), and so can any Python caller::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the run directory imports TensorFlow; callbacks (and nas_tf.viz) need not
     from nas_tf.search.run_dir import RunDirectory

@@ -16,7 +16,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 from nas_tf.spaces.arch import Arch
 
@@ -143,7 +144,7 @@ class Evaluator(abc.ABC):
         """JSON-able settings (written to the run directory)."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most evaluators hold nothing)
         """Releases workers or devices."""
 
 

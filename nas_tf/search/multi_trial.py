@@ -69,7 +69,8 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -192,7 +193,7 @@ class MultiTrialSearch:
         evaluator: Evaluator,
         config: SearchConfig,
         extra_config: dict[str, Any] | None = None,
-        on_result: Callable[[dict, "MultiTrialSearch"], None] | None = None,
+        on_result: Callable[[dict, MultiTrialSearch], None] | None = None,
         cluster: tf.distribute.Strategy | None = None,
         callbacks: list[SearchCallback] | None = None,
     ):

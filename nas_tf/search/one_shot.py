@@ -71,7 +71,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -322,7 +323,7 @@ class OneShotSearch:
             t0 = time.time()
             rewards_epoch = []
             batches = self.task.reward_batches(epoch)
-            for s in range(cfg.controller_steps):
+            for _s in range(cfg.controller_steps):
                 interrupts.check()
                 tokens = self.searcher.sample(decisions, cfg.controller_aggregate)
                 update = int(self.controller_updates)

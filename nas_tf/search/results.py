@@ -34,7 +34,8 @@ import dataclasses
 import json
 import os
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class Session:
 def _read_json(path: str) -> Any:
     if not os.path.exists(path):
         return None
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         try:
             return json.load(f)
         except json.JSONDecodeError as e:
@@ -168,7 +169,7 @@ class SearchRun:
     def _path(self, *names: str) -> str:
         return os.path.join(self.directory, *names)
 
-    def reload(self) -> "SearchRun":
+    def reload(self) -> SearchRun:
         """Reads the directory again (a running search has moved on)."""
         if not os.path.isdir(self.directory):
             raise RunDirectoryError(f"{self.directory}: no such run directory")
@@ -491,7 +492,7 @@ class SearchRun:
         if not os.path.exists(path):
             return []
         names, stamps = [], []
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == "all_model_checkpoint_paths":

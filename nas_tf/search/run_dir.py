@@ -33,7 +33,8 @@ import contextlib
 import json
 import logging
 import os
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from nas_tf.distribute.cluster import WorkerInfo, all_gather_json, barrier
 from nas_tf.search.evaluator import Evaluator

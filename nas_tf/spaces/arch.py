@@ -24,7 +24,8 @@ import json
 import math
 import os
 import stat
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from nas_tf.utils.io import atomic_write_text, format_json
 
@@ -136,7 +137,7 @@ class ArchReader:
             raise self.bad(key, value, "one of " + ", ".join(_describe(c) for c in choices))
         return value
 
-    def list(self, key: str, default: Any = _MISSING) -> "list[ArchReader]":
+    def list(self, key: str, default: Any = _MISSING) -> list[ArchReader]:
         value = self.get(key, default)
         if not isinstance(value, list):
             raise self.bad(key, value, "a list")
@@ -152,7 +153,7 @@ class ArchReader:
         sub = ArchReader(value, self._field(key), self.source)
         return [sub._check_int(i, v, min, max) for i, v in enumerate(value)]
 
-    def object(self, key: str, default: Any = _MISSING) -> "ArchReader":
+    def object(self, key: str, default: Any = _MISSING) -> ArchReader:
         value = self.get(key, default)
         reader = ArchReader(value, self._field(key), self.source)
         reader.require_object()
@@ -174,7 +175,7 @@ class Arch(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "Arch":
+    def from_dict(cls, data: dict, source: str | None = None) -> Arch:
         """Validates and builds the arch; raises :class:`ArchError`."""
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:

@@ -49,7 +49,7 @@ class SearchSpace(abc.ABC):
         """Encodes an arch of this space as its token vector."""
         return self.decisions.encode(self.to_values(arch))
 
-    def with_depth(self, depth: int) -> "SearchSpace":
+    def with_depth(self, depth: int) -> SearchSpace:
         """The same space with another depth (for depth schedules)."""
         raise NotImplementedError(f"search space {self.name!r} has no depth to schedule")
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Hashable, Iterable, Mapping, Sequence, Union
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -202,7 +203,7 @@ class Anchor:
         return 1
 
 
-Decision = Union[Categorical, Skip, Select, Anchor]
+Decision = Union[Categorical, Skip, Select, Anchor]  # noqa: UP007  (a runtime alias: Python 3.9 reads it)
 
 
 class DecisionList:

@@ -86,7 +86,7 @@ class EnasMacroArch(Arch):
         }
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "EnasMacroArch":
+    def from_dict(cls, data: dict, source: str | None = None) -> EnasMacroArch:
         r = ArchReader(data, source=source)
         r.check_keys(("space", "layers", "reduce_after"))
         readers = r.list("layers")

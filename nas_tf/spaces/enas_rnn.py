@@ -121,7 +121,7 @@ class EnasRnnArch(Arch):
         return " ".join(f"{n.input} {RNN_ACTIVATIONS.index(n.activation)}" for n in self.nodes)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "EnasRnnArch":
+    def from_dict(cls, data: dict, source: str | None = None) -> EnasRnnArch:
         r = ArchReader(data, source=source)
         r.check_keys(("space", "nodes", "output"))
         readers = r.list("nodes")

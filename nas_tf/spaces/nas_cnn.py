@@ -33,7 +33,8 @@ oneDNN convolution: a 1007-high filter did), :data:`MAX_FILTERS` filters,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from nas_tf.spaces.arch import Arch, ArchReader, register_arch
 from nas_tf.spaces.base import SearchSpace, register_space
@@ -125,7 +126,7 @@ class NASCNNArch(Arch):
         }
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "NASCNNArch":
+    def from_dict(cls, data: dict, source: str | None = None) -> NASCNNArch:
         r = ArchReader(data, source=source)
         r.check_keys(("space", "layers", "max_pool_after"))
         layer_readers = r.list("layers")
@@ -169,7 +170,7 @@ class NASCNNArch(Arch):
         return arch
 
 
-def conv_weights(layers: "Sequence[ConvLayer]", image_channels: int = _IMAGE_CHANNELS) -> int:
+def conv_weights(layers: Sequence[ConvLayer], image_channels: int = _IMAGE_CHANNELS) -> int:
     """The convolution weights of a network's layers (inputs concatenated; the image has ``image_channels``)."""
     total = 0
     for layer in layers:
@@ -253,7 +254,7 @@ class NASCNNSpace(SearchSpace):
         ]
         return conv_weights(layers)
 
-    def with_depth(self, depth: int) -> "NASCNNSpace":
+    def with_depth(self, depth: int) -> NASCNNSpace:
         return dataclasses.replace(self, num_layers=depth)
 
     def _pools(self) -> tuple[int, ...]:

@@ -155,7 +155,7 @@ class NASRNNArch(Arch):
         }
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "NASRNNArch":
+    def from_dict(cls, data: dict, source: str | None = None) -> NASRNNArch:
         r = ArchReader(data, source=source)
         r.check_keys(("space", "base", "nodes", "cell_inject", "cell_output_node", "cell_inject_node"))
         base = r.int("base", min=2, max=MAX_BASE)

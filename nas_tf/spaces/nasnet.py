@@ -162,7 +162,7 @@ class NASNetCell:
         return {"blocks": [b.to_dict() for b in self.blocks], "concat": list(self.concat)}
 
     @classmethod
-    def read(cls, reader: ArchReader) -> "NASNetCell":
+    def read(cls, reader: ArchReader) -> NASNetCell:
         reader.check_keys(("blocks", "concat"))
         block_readers = reader.list("blocks")
         if not block_readers:
@@ -234,7 +234,7 @@ class NASNetArch(Arch):
         return {"space": self.space, "normal": self.normal.to_dict(), "reduction": self.reduction.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "NASNetArch":
+    def from_dict(cls, data: dict, source: str | None = None) -> NASNetArch:
         r = ArchReader(data, source=source)
         r.check_keys(("space",) + CELL_TYPES)
         normal = NASNetCell.read(r.object("normal"))
@@ -289,7 +289,7 @@ class NASNetSpace(SearchSpace):
         object.__setattr__(self, "combiners", combiners)
 
     @classmethod
-    def with_op_set(cls, op_set: str, **settings: Any) -> "NASNetSpace":
+    def with_op_set(cls, op_set: str, **settings: Any) -> NASNetSpace:
         """The space with a named op set (``"full"``: 13 ops, ``"reduced"``: 8)."""
         if op_set not in OP_SETS:
             raise ValueError(f"unknown op set {op_set!r}; known: {', '.join(OP_SETS)}")

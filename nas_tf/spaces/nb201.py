@@ -127,7 +127,7 @@ class NB201Arch(Arch):
         object.__setattr__(self, "ops", parse_cell(format_cell(ops), ArchReader({}, source="<NB201Arch>"), "ops"))
 
     @classmethod
-    def from_string(cls, cell: str) -> "NB201Arch":
+    def from_string(cls, cell: str) -> NB201Arch:
         """The arch of a benchmark cell string (validated)."""
         return cls(parse_cell(cell))
 
@@ -144,7 +144,7 @@ class NB201Arch(Arch):
         return {"space": self.space, "cell": self.cell}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "NB201Arch":
+    def from_dict(cls, data: dict, source: str | None = None) -> NB201Arch:
         r = ArchReader(data, source=source)
         r.check_keys(("space", "cell"))
         return cls(parse_cell(r.get("cell"), r, "cell"))

@@ -8,7 +8,6 @@ by arch space or by dataset. The search loops (:mod:`nas_tf.search`) see only
 the interfaces they define; a new kind of task is a new folder here.
 """
 
-from nas_tf.tasks.registry import Task, get_task, register_task, task_for_dataset, task_for_space, task_names
 from nas_tf.tasks.child import ChildTrainer, TrainerSpec
 from nas_tf.tasks.image import (
     FinalImageConfig,
@@ -19,6 +18,7 @@ from nas_tf.tasks.image import (
     accuracy_reward,
     train_final_image,
 )
+from nas_tf.tasks.registry import Task, get_task, register_task, task_for_dataset, task_for_space, task_names
 from nas_tf.tasks.tabular import TabularChildConfig, TabularTrainer
 from nas_tf.tasks.text import (
     FinalLMConfig,

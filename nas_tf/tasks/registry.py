@@ -14,7 +14,8 @@ A new kind of child task is a folder of its own that calls
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Task", "get_task", "register_task", "task_for_dataset", "task_for_space", "task_names"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import tensorflow as tf
 

@@ -6,7 +6,8 @@ import os
 import platform
 import re
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from nas_tf.utils.io import atomic_write_text
 
@@ -70,7 +71,7 @@ def update_section(path: str, name: str, content: str, command: str | None = Non
     block = f"{begin}\n{content.strip()}\n{end}"
     text = ""
     if os.path.exists(path):
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             text = f.read()
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):

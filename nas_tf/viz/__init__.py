@@ -11,6 +11,8 @@
   and ``.png`` and fill TensorBoard (the scripts attach them to every search).
 """
 
+from nas_tf.spaces.short_form import arch_short_form
+from nas_tf.viz.callbacks import ArchPictures, TensorBoardDashboard, search_callbacks
 from nas_tf.viz.plot import (
     arch_graph,
     drawable_spaces,
@@ -19,9 +21,7 @@ from nas_tf.viz.plot import (
     render_arch,
     save_arch_pictures,
 )
-from nas_tf.viz.callbacks import ArchPictures, TensorBoardDashboard, search_callbacks
 from nas_tf.viz.render import GraphvizNotFoundError
-from nas_tf.spaces.short_form import arch_short_form
 
 __all__ = [
     "ArchPictures",

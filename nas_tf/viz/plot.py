@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import graphviz
 
@@ -74,7 +75,7 @@ def _json_of(arch: Any) -> Any:
         if not text.lstrip().startswith("{"):
             if not os.path.isfile(text):
                 return None
-            with open(text, "r", encoding="utf-8") as f:
+            with open(text, encoding="utf-8") as f:
                 text = f.read()
         return json.loads(text)
     except (OSError, ValueError):

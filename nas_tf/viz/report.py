@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from nas_tf.search.results import MULTI_TRIAL, SearchRun, final_numbers, open_run
+from nas_tf.spaces.short_form import arch_short_form
 from nas_tf.utils.io import atomic_write_text, format_json
 from nas_tf.utils.report import markdown_table
 from nas_tf.viz.plot import render_arch
 from nas_tf.viz.render import GraphvizNotFoundError
-from nas_tf.spaces.short_form import arch_short_form
 
 _CSS = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

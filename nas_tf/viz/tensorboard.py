@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp

@@ -50,7 +50,8 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from nas_tf.search.evaluator import TIMEOUT, WORKER_CRASHED, ChildRequest, ChildResult, Evaluator, TrainerRecipe
 
@@ -236,7 +237,7 @@ class ParallelEvaluator(Evaluator):
             for slot, process, conn in launched:
                 self._await_ready(slot, process, conn)
         except WorkerStartError:
-            for slot, process, conn in launched:
+            for slot, process, _conn in launched:
                 if self._workers[slot] is None and process.poll() is None:
                     process.kill()
             raise
@@ -409,7 +410,7 @@ class ParallelEvaluator(Evaluator):
         self._pending.clear()
         self._outstanding = 0
 
-    def __enter__(self) -> "ParallelEvaluator":
+    def __enter__(self) -> ParallelEvaluator:
         return self
 
     def __exit__(self, *exc) -> None:

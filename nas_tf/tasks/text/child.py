@@ -8,7 +8,8 @@ perplexity)^2`` with ``c = 80``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
