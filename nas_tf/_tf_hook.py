@@ -36,6 +36,8 @@ _installed = {"done": False}
 KERAS_CLASSES = {
     "Controller": "nas_tf.controller.policy",
     "EnasRnnCell": "nas_tf.layers.enas_rnn_cell",
+    "EnasMacroSupernet": "nas_tf.models.enas_macro",
+    "EnasMicroSupernet": "nas_tf.models.enas_micro",
     "EnasRnnSupernetLM": "nas_tf.models.enas_rnn",
     "FactorizedConv": "nas_tf.layers.cell_ops",
     "FactorizedReduction": "nas_tf.layers.cell_ops",
@@ -43,6 +45,7 @@ KERAS_CLASSES = {
     "ImagePreprocessing": "nas_tf.data.images",
     "LanguageModel": "nas_tf.models.language_model",
     "NASCell": "nas_tf.layers.nas_cell",
+    "NB201Cell": "nas_tf.layers.nb201_cell",
     "PaddedConcat": "nas_tf.layers.padded_concat",
     "PoolOp": "nas_tf.layers.cell_ops",
     "ReLUConvBN": "nas_tf.layers.cell_ops",

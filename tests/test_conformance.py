@@ -52,8 +52,10 @@ def _recipes():
     from nas_tf.controller import controller_for
     from nas_tf.data.images import ImagePreprocessing
     from nas_tf.models import build_language_model
+    from nas_tf.models.enas_macro import EnasMacroSupernet
+    from nas_tf.models.enas_micro import EnasMicroSupernet
     from nas_tf.models.enas_rnn import EnasRnnSupernetLM
-    from nas_tf.spaces import EnasRnnSpace, NASCNNSpace
+    from nas_tf.spaces import EnasMacroSpace, EnasMicroSpace, EnasRnnSpace, NASCNNSpace
 
     def op(layer, shape=(8, 8, 4)):
         return lambda: (layer, _in_model(layer, shape), [_images((2,) + shape)])
@@ -75,6 +77,14 @@ def _recipes():
         model.build()
         return model, model, [tokens(), np.asarray(arch, "int32")]
 
+    def image_supernet(cls, space):
+        def make():
+            model = cls(space, 10, filters=4, **({"num_cells": 1} if cls is EnasMicroSupernet else {}))
+            arch = np.asarray(space.decisions.random_tokens(_rng(5), 1)[0], "int32")
+            return model, model, [_images((2, 8, 8, 1)), arch]
+
+        return make
+
     def controller():
         decisions = NASCNNSpace(num_layers=2).decisions
         model = controller_for(decisions, lstm_units=8, lstm_layers=1, seed=0)
@@ -82,6 +92,8 @@ def _recipes():
 
     return {
         "Controller": controller,
+        "EnasMacroSupernet": image_supernet(EnasMacroSupernet, EnasMacroSpace(num_layers=3)),
+        "EnasMicroSupernet": image_supernet(EnasMicroSupernet, EnasMicroSpace(num_nodes=2)),
         "EnasRnnCell": cell(layers.EnasRnnCell(nas_tf.load_arch("enas_rnn"), 6)),
         "EnasRnnSupernetLM": supernet_lm,
         "FactorizedConv": op(layers.FactorizedConv(6, kernel_size=3)),
@@ -90,6 +102,7 @@ def _recipes():
         "ImagePreprocessing": op(ImagePreprocessing(16.0)),
         "LanguageModel": lm,
         "NASCell": cell(layers.NASCell(6, projection=4)),
+        "NB201Cell": op(layers.NB201Cell(nas_tf.load_arch("nb201_resnet"), 4)),
         "PaddedConcat": lambda: (
             (pc := layers.PaddedConcat()),
             _in_model(pc, (8, 8, 2), (4, 6, 3)),
@@ -106,6 +119,8 @@ def _recipes():
 def _outputs(model, inputs):
     """Deterministic outputs of a model of the suite, as numpy arrays."""
     from nas_tf.controller import Controller
+    from nas_tf.models.enas_macro import EnasMacroSupernet
+    from nas_tf.models.enas_micro import EnasMicroSupernet
     from nas_tf.models.enas_rnn import EnasRnnSupernetLM
     from nas_tf.models.language_model import LanguageModel
     from nas_tf.spaces import NASCNNSpace
@@ -114,6 +129,8 @@ def _outputs(model, inputs):
         return [np.asarray(model.log_prob(NASCNNSpace(num_layers=2).decisions, inputs[0]))]
     if isinstance(model, EnasRnnSupernetLM):
         return [np.asarray(model(inputs[0], inputs[1])[0])]
+    if isinstance(model, (EnasMacroSupernet, EnasMicroSupernet)):
+        return [np.asarray(model(inputs[0], inputs[1], training=False))]
     if isinstance(model, LanguageModel):
         return [np.asarray(model(inputs[0])[0])]
     out = model(inputs if len(inputs) > 1 else inputs[0], training=False)
@@ -125,6 +142,8 @@ def test_every_registered_class_has_a_recipe_and_is_listed_for_lazy_loading():
     import nas_tf.data.images  # noqa: F401
     import nas_tf.layers  # noqa: F401
     import nas_tf.models  # noqa: F401
+    import nas_tf.models.enas_macro  # noqa: F401
+    import nas_tf.models.enas_micro  # noqa: F401
     import nas_tf.models.enas_rnn  # noqa: F401
 
     registered = {

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from nas_tf.layers.cell_ops import FactorizedReduction
 from nas_tf.models.registry import register_image_builder
+from nas_tf.spaces.base import make_space
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace
 
 
@@ -166,6 +167,7 @@ def build_enas_macro(
 register_image_builder("enas_macro", build_enas_macro)
 
 
+@keras.saving.register_keras_serializable(package="nas_tf")
 class EnasMacroSupernet(keras.Model):
     """All macro architectures of a space in one model with shared weights.
 
@@ -211,6 +213,8 @@ class EnasMacroSupernet(keras.Model):
         self.space = space
         self.num_classes = num_classes
         self.filters = filters
+        self.weight_decay, self.dropout = weight_decay, dropout
+        self.batch_norm_momentum, self.batch_norm_epsilon = batch_norm_momentum, batch_norm_epsilon
         reg = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
         self.pieces = _MacroPieces(space.num_layers, space.reduce_after, filters, reg, batch_norm_momentum, batch_norm_epsilon)
         self.stem = self.pieces.stem
@@ -229,6 +233,25 @@ class EnasMacroSupernet(keras.Model):
         self.classifier = keras.layers.Dense(num_classes, kernel_regularizer=reg, name="logits")
         self._op_offsets = space.op_offsets()
         self._skip_offsets = space.skip_offsets()
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "space": self.space.config(),
+            "num_classes": self.num_classes,
+            "filters": self.filters,
+            "weight_decay": self.weight_decay,
+            "dropout": self.dropout,
+            "batch_norm_momentum": self.batch_norm_momentum,
+            "batch_norm_epsilon": self.batch_norm_epsilon,
+            "op_selection": self.op_selection,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["space"] = make_space("enas_macro", **config["space"])
+        return cls(**config)
 
     def build(self, input_shape):
         """Builds every candidate (variables must exist before ``switch_case`` is traced)."""

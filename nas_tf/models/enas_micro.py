@@ -62,6 +62,7 @@ import tensorflow as tf
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN
 from nas_tf.models.nasnet import build_nasnet
 from nas_tf.ops import padded_concat
+from nas_tf.spaces.base import make_space
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch
 
@@ -309,6 +310,7 @@ class _NodeOps:
         return self._fns[key]
 
 
+@keras.saving.register_keras_serializable(package="nas_tf")
 class EnasMicroSupernet(keras.Model):
     """All ENAS micro architectures in one model with shared weights.
 
@@ -352,6 +354,7 @@ class EnasMicroSupernet(keras.Model):
         self.op_selection = op_selection
         self.epsilon = batch_norm_epsilon
         self.weight_decay = weight_decay
+        self.dropout = dropout
         self.num_states = space.num_nodes + 2
         self.max_inputs = space.num_nodes + 1  # inputs of the last node
         self._layout = space.token_layout()
@@ -386,6 +389,25 @@ class EnasMicroSupernet(keras.Model):
                 ]
         self.drop = keras.layers.Dropout(dropout, name="dropout") if dropout else None
         self.classifier = keras.layers.Dense(num_classes, kernel_regularizer=self.regularizer, name="logits")
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "space": self.space.config(),
+            "num_classes": self.num_classes,
+            "filters": self.filters,
+            "num_cells": self.num_cells,
+            "weight_decay": self.weight_decay,
+            "dropout": self.dropout,
+            "batch_norm_epsilon": self.epsilon,
+            "op_selection": self.op_selection,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["space"] = make_space("enas_micro", **config["space"])
+        return cls(**config)
 
     def _add_position(self, name, kind, filters, srcs, levels):
         index = len(self.positions)

@@ -74,7 +74,9 @@ def load_library(quiet: bool = False, build: bool = True):
                 _try_load(build)
     if not quiet and _state["module"] is None and _state.get("warn") and not _state.get("warned"):
         _state["warned"] = True
-        warnings.warn(f"nas_tf: {_state['warn']}; using the pure-TensorFlow fallbacks", RuntimeWarning, stacklevel=2)
+        # One line (no source line of ours under it): the file of the warning is the library's name.
+        warnings.warn_explicit(f"{_state['warn']}; using the pure-TensorFlow fallbacks", RuntimeWarning,
+                               filename="nas_tf", lineno=0, module="nas_tf.ops")
     return _state["module"]
 
 

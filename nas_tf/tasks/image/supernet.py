@@ -339,7 +339,8 @@ class ImageSupernetTask(SharedWeightsTask):
 
     def config(self) -> dict[str, Any]:
         # The replica count is not recorded: a search may resume on another one.
-        out = {"dataset": self.data.name, **dataclasses.asdict(self.cfg)}
+        model = {k: v for k, v in self.supernet.get_config().items() if k != "name"}
+        out = {"dataset": self.data.name, "model": model, **dataclasses.asdict(self.cfg)}
         if self.cost_reward is not None:
             out["costs"] = self.cost_reward.config()
         return out
