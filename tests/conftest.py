@@ -42,6 +42,46 @@ def small_digits(digits):
     return digits.subset("train", 256)
 
 
+@pytest.fixture(scope="session")
+def macro_one_shot(tmp_path_factory, small_digits):
+    """A tiny one-shot ENAS macro search, run for 1 epoch and resumed to 2 (shared by test_enas and test_viz_runs).
+
+    Returns ``{"dir": the run directory, "first": the first run's summary and files, "resumed": the second's summary}``.
+    """
+    import json
+
+    import keras
+
+    from nas_tf.controller import Reinforce, controller_for
+    from nas_tf.models.enas_macro import EnasMacroSupernet
+    from nas_tf.search import OneShotConfig, OneShotSearch
+    from nas_tf.spaces import EnasMacroSpace
+    from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
+
+    space = EnasMacroSpace(num_layers=3)
+    model_dir = tmp_path_factory.mktemp("one_shot")
+
+    def search(epochs):
+        keras.utils.set_random_seed(0)
+        supernet = EnasMacroSupernet(space, 10, filters=8)
+        task = ImageSupernetTask(supernet, small_digits, SharedTrainingConfig(batch_size=32, steps_per_epoch=4, lr_t0=2))
+        searcher = Reinforce(controller_for(space.decisions, seed=0, lstm_layers=1, lstm_units=32), seed=0,
+                             learning_rate=1e-3, skip_weight=0.8, entropy_mode="reward", entropy_weight=1e-4,
+                             baseline_update="before")
+        config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=3,
+                               derive_samples=4)
+        return OneShotSearch(space, searcher, task, config).run()
+
+    def lines(name):
+        with open(model_dir / name) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    first = search(1)
+    with open(model_dir / "best_arch.json") as f:
+        files = {"history": lines("history.jsonl"), "derived": lines("derived.jsonl"), "best_arch": json.load(f)}
+    return {"dir": model_dir, "space": space, "first": {"summary": first, **files}, "resumed": search(2)}
+
+
 @contextlib.contextmanager
 def script_flags(name):
     """Defines the flags of scripts/<name> in this process; yields the script's globals.

@@ -19,12 +19,17 @@ CASES = {
     ),
     "bench_cells.py": (["--units=8", "--steps=3", "--repeats=1", "--noxla"], ["cells"]),
     "bench_controller.py": (["--layers=3", "--samples=20", "--steps=2", "--archs=4"], ["controller"]),
-    "bench_nasnet.py": (["--tiny"], ["nasnet_models", "nasnet_controller", "nasnet_search"]),
+    "bench_nasnet.py": (["--tiny", "--tables=controller"], ["nasnet_controller"]),
     "bench_enas_distributed.py": (
         ["--layers=1", "--filters=4", "--image_size=8", "--global_batch=8", "--steps=1", "--repeats=1",
          "--op_selections=all", "--noper_replica_archs"],
         ["distributed_enas"],
     ),
+    "bench_distributed.py": (["--controller_depths=1", "--controller_batches=2", "--tables=controller"], ["distributed"]),
+}
+# Every table of the scripts whose full tiny run takes a minute or more (the slow suite).
+SLOW_CASES = {
+    "bench_nasnet.py": (["--tiny"], ["nasnet_models", "nasnet_controller", "nasnet_search"]),
     "bench_distributed.py": (
         ["--workers=1", "--children=2", "--child_epochs=1", "--depth=1", "--train_subset=64", "--archs_per_step=2",
          "--controller_depths=1", "--controller_batches=2", "--tables=children,collectives,controller"],
@@ -35,7 +40,16 @@ CASES = {
 
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_benchmark_runs_end_to_end_and_writes_its_section(script, tmp_path):
-    args, sections = CASES[script]
+    _check(script, *CASES[script], tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SLOW_CASES))
+def test_every_table_of_a_benchmark_runs_end_to_end(script, tmp_path):
+    _check(script, *SLOW_CASES[script], tmp_path)
+
+
+def _check(script, args, sections, tmp_path):
     output = tmp_path / "benchmarks.md"
     code, out, err = run_main(script, *args, f"--output={output}")
     assert code == 0, err[-3000:]

@@ -9,10 +9,8 @@ import tensorflow as tf
 import nas_tf
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
-from nas_tf.search import OneShotConfig, OneShotSearch
 from nas_tf.spaces import ArchError, DecisionList, Skip
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer, macro_arch_from_arc
-from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
 from nas_tf.training import cosine_restart_lr
 from nas_tf.utils import read_jsonl
 
@@ -99,31 +97,21 @@ def test_cosine_restarts():
     assert lrs[5] == pytest.approx(0.0005 + 0.5 * (0.05 - 0.0005))
 
 
-def _one_shot(model_dir, data, epochs=2):
-    keras.utils.set_random_seed(0)
-    supernet = EnasMacroSupernet(SMALL_MACRO, 10, filters=8)
-    task = ImageSupernetTask(supernet, data, SharedTrainingConfig(batch_size=32, steps_per_epoch=6, lr_t0=2))
-    strategy = Reinforce(controller_for(SMALL_MACRO.decisions, seed=0, lstm_layers=1, lstm_units=32), seed=0,
-                         learning_rate=1e-3, skip_weight=0.8, entropy_mode="reward", entropy_weight=1e-4, baseline_update="before")
-    config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=3, derive_samples=4)
-    return OneShotSearch(SMALL_MACRO, strategy, task, config)
-
-
-def test_one_shot_search_runs_resumes_and_derives(tmp_path, small_digits):
-    search = _one_shot(tmp_path, small_digits, epochs=1)
-    summary = search.run()
+def test_one_shot_search_runs_resumes_and_derives(macro_one_shot):
+    first, model_dir = macro_one_shot["first"], macro_one_shot["dir"]
+    summary = first["summary"]
     assert summary["epochs"] == 1 and summary["controller_updates"] == 2
     assert summary["trace_counts"] == {"train_step": 1, "reward_step": 1}
-    rows = read_jsonl(tmp_path / "history.jsonl")
+    rows = first["history"]
     assert len(rows) == 6 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
-    best = nas_tf.load_arch(str(tmp_path / "best_arch.json"))
-    derived = read_jsonl(tmp_path / "derived.jsonl")
+    best = nas_tf.load_arch(first["best_arch"])
+    derived = first["derived"]
     assert len(derived) == 4 and best.to_dict() == max(derived, key=lambda r: r["reward"])["arch"]
     # A second run with more epochs resumes after epoch 1.
-    resumed = _one_shot(tmp_path, small_digits, epochs=2).run()
+    resumed = macro_one_shot["resumed"]
     assert resumed["epochs"] == 2 and resumed["controller_updates"] == 4
-    assert len(read_jsonl(tmp_path / "history.jsonl")) == 12
-    epochs = read_jsonl(tmp_path / "epochs.jsonl")
+    assert read_jsonl(model_dir / "history.jsonl")[:6] == rows and len(read_jsonl(model_dir / "history.jsonl")) == 12
+    epochs = read_jsonl(model_dir / "epochs.jsonl")
     assert [e["epoch"] for e in epochs] == [0, 1]
 
 

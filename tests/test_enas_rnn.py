@@ -207,24 +207,24 @@ def test_one_shot_search_runs_resumes_and_writes_a_buildable_cell(tmp_path, corp
 
 
 def test_bench_script_writes_its_section(tmp_path):
-    from conftest import run_script
+    from conftest import run_main
 
     out = tmp_path / "bench.md"
-    proc = run_script("bench_enas_rnn.py", "--units=8", "--vocab_size=40", "--batch_size=4", "--bptt=5", "--archs=1",
-                      "--steps=1", f"--output={out}", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, err = run_main("bench_enas_rnn.py", "--units=8", "--vocab_size=40", "--batch_size=4", "--bptt=5", "--archs=1",
+                            "--steps=1", f"--output={out}")
+    assert code == 0, err[-2000:]
     text = out.read_text()
     assert "<!-- begin enas_rnn -->" in text and "published enas_rnn" in text and "traces for all 2 cells: 1." in text
 
 
 def test_train_final_trains_and_exports_an_enas_rnn_cell(tmp_path):
-    from conftest import run_script
+    from conftest import run_main
 
     model_dir = tmp_path / "final"
-    proc = run_script("train_final.py", "--arch=enas_rnn", f"--model_dir={model_dir}", "--lm_units=16",
-                      "--lm_layers=1", "--batch_size=16", "--epochs=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    code, out, err = run_main("train_final.py", "--arch=enas_rnn", f"--model_dir={model_dir}", "--lm_units=16",
+                              "--lm_layers=1", "--batch_size=16", "--epochs=1")
+    assert code == 0, err[-3000:]
+    summary = json.loads(out[out.index("{") :])
     assert 1 < summary["test_perplexity"] < 2000 and (model_dir / "saved_model").is_dir()
     assert nas_tf.load_arch(str(model_dir / "arch.json")) == nas_tf.load_arch("enas_rnn")
     restored = keras.saving.load_model(model_dir / "model.keras")

@@ -3,7 +3,7 @@
 Two tiny real searches run once for the module: a multi-trial NAS search of 4
 children resumed to 6 (two processes' worth of TensorBoard events), with some
 children too large to train, then its winner retrained into final/; and a
-one-shot ENAS macro search of 2 epochs.
+one-shot ENAS macro search of 1 epoch resumed to 2 (conftest.macro_one_shot, shared with test_enas).
 """
 
 import glob
@@ -27,7 +27,7 @@ import nas_tf
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
 from nas_tf.search.results import RunDirectoryError, open_run
-from nas_tf.spaces import EnasMacroSpace, NASCNNSpace
+from nas_tf.spaces import NASCNNSpace
 from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
 from nas_tf.utils.io import atomic_write_json
 from nas_tf.viz import render_arch
@@ -36,7 +36,6 @@ from nas_tf.viz.report import write_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAS_SPACE = NASCNNSpace(num_layers=2)
-MACRO_SPACE = EnasMacroSpace(num_layers=3)
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +60,8 @@ def multi_trial_run(tmp_path_factory, small_digits):
 
 
 @pytest.fixture(scope="module")
-def one_shot_run(tmp_path_factory, small_digits):
-    from nas_tf.models.enas_macro import EnasMacroSupernet
-    from nas_tf.search import OneShotConfig, OneShotSearch
-    from nas_tf.tasks import ImageSupernetTask, SharedTrainingConfig
-
-    model_dir = tmp_path_factory.mktemp("one_shot")
-
-    def search(epochs):
-        keras.utils.set_random_seed(0)
-        supernet = EnasMacroSupernet(MACRO_SPACE, 10, filters=8)
-        task = ImageSupernetTask(supernet, small_digits, SharedTrainingConfig(batch_size=32, steps_per_epoch=4, lr_t0=2))
-        searcher = Reinforce(controller_for(MACRO_SPACE.decisions, seed=0, lstm_layers=1, lstm_units=32), seed=0,
-                             learning_rate=1e-3, entropy_mode="reward", entropy_weight=1e-4, baseline_update="before")
-        config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=3, derive_samples=4)
-        return OneShotSearch(MACRO_SPACE, searcher, task, config)
-
-    search(2).run()  # (resuming is shown by the multi-trial run; a second one-shot process would trace again)
-    return model_dir
+def one_shot_run(macro_one_shot):
+    return macro_one_shot["dir"]  # (conftest: 1 epoch, then resumed to 2)
 
 
 def copy_run(src, dst, without=()):
