@@ -562,37 +562,33 @@ def test_an_append_on_a_full_disk_leaves_no_torn_line(tmp_path):
 # ------------------------------------------------------- one-shot, final training
 
 
-class _CountingTask:
+def _counting_task():
     """A shared-weights task with one variable (no network): the one-shot loop's files and checkpoints, instantly."""
+    from nas_tf.search.one_shot import SharedWeightsTask
 
-    def __init__(self):
-        import tensorflow as tf
+    class CountingTask(SharedWeightsTask):
+        def __init__(self):
+            import tensorflow as tf
 
-        self.w = tf.Variable(0.0)
+            self.w = tf.Variable(0.0)
 
-    def train_epoch(self, epoch, sample_tokens):
-        for _ in range(2):
-            self.w.assign_add(float(sum(sample_tokens())) / 10.0)
-        return {"loss": float(self.w.numpy())}
+        def train_epoch(self, epoch, sample_tokens):
+            for _ in range(2):
+                self.w.assign_add(float(sum(sample_tokens())) / 10.0)
+            return {"loss": float(self.w.numpy())}
 
-    def reward_batches(self, epoch):
-        import itertools
+        def reward_batches(self, epoch):
+            import itertools
 
-        return itertools.count(epoch * 100)
+            return itertools.count(epoch * 100)
 
-    def reward(self, tokens, batch):
-        return ((sum(int(t) for t in tokens) * 7 + batch) % 10 + float(self.w.numpy()) % 1) / 10.0, {}
+        def reward(self, tokens, batch):
+            return ((sum(int(t) for t in tokens) * 7 + batch) % 10 + float(self.w.numpy()) % 1) / 10.0, {}
 
-    def trackables(self):
-        return {"w": self.w}
+        def trackables(self):
+            return {"w": self.w}
 
-    def config(self):
-        return {}
-
-    def trace_counts(self):
-        return {}
-
-    distribute_strategy = None
+    return CountingTask()
 
 
 def _one_shot(model_dir, epochs):
@@ -602,7 +598,7 @@ def _one_shot(model_dir, epochs):
 
     config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=2,
                            derive_samples=3)
-    return OneShotSearch(EnasMacroSpace(num_layers=2), RandomSearch(seed=3), _CountingTask(), config).run()
+    return OneShotSearch(EnasMacroSpace(num_layers=2), RandomSearch(seed=3), _counting_task(), config).run()
 
 
 def test_a_one_shot_search_falls_back_to_its_previous_checkpoint(tmp_path):
