@@ -689,3 +689,56 @@ def test_final_training_keeps_two_checkpoints_and_holds_the_lock(tmp_path):
     del ckpt
     gc.collect()
     assert another_process() == "took it"
+
+
+def test_the_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    """What a kill during an atomic write or an export leaves (the names nas_tf's writers give their temporaries)."""
+    import tempfile
+
+    from nas_tf.export.files import atomic_file
+    from nas_tf.utils.io import remove_stale_temporaries
+
+    keras_tmp = None
+    with pytest.raises(KeyboardInterrupt):  # killed while Keras writes model.keras: the temporary stays
+        with atomic_file(str(tmp_path / "model.keras")) as keras_tmp:
+            open(keras_tmp, "w").write("half")
+            os.rename(keras_tmp, keras_tmp + ".keep")  # keep it from atomic_file's own clean-up
+            raise KeyboardInterrupt
+    os.rename(keras_tmp + ".keep", keras_tmp)
+    export_tmp = tempfile.mkdtemp(prefix=".saved_model.", dir=tmp_path)
+    text_tmp = tmp_path / ".best.json.abcd1234.tmp"
+    text_tmp.write_text("{")
+    user = [".model.keras.abcd1234.h5", ".notes.abcd1234", "model.keras.abcd1234.keras", "notes.txt"]
+    (tmp_path / user[1]).mkdir()  # a folder of that shape, but not among the names given below
+    for name in (user[0], user[2], user[3]):
+        (tmp_path / name).write_text("mine")
+    removed = remove_stale_temporaries(tmp_path, ("model.keras", "saved_model", "best.json"))
+    assert sorted(removed) == sorted([os.path.basename(keras_tmp), os.path.basename(export_tmp), text_tmp.name])
+    assert sorted(os.listdir(tmp_path)) == sorted(user)
+
+
+def test_a_damaged_final_training_directory_is_refused_naming_the_file(tmp_path):
+    """Rows of the table in docs/reliability.md: metrics.json missing beside checkpoints; arch.json damaged."""
+    import gc
+
+    import tensorflow as tf
+
+    from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
+    from nas_tf.utils.io import RunDirError
+
+    _epochs(tmp_path, 2)  # two epochs; the lock goes with the object
+    gc.collect()
+    (tmp_path / "metrics.json").unlink()
+    with pytest.raises(RunDirError) as e:
+        EpochCheckpoints(str(tmp_path), w=tf.Variable(0.0)).restore()
+    assert str(e.value) == (f"{tmp_path}/metrics.json is missing beside the checkpoints in {tmp_path}/checkpoints; put it "
+                            f"back, or move {tmp_path} away to train from scratch")
+    gc.collect()
+    run = tmp_path / "arch"
+    run.mkdir()
+    (run / "arch.json").write_bytes(b'{"space": "nas_cnn", "layers": [')
+    before = (run / "arch.json").read_bytes()
+    with pytest.raises(RunDirError, match=r"arch.json.*; .* is the final training of the arch in arch.json: put it back, "
+                                          r"or use another directory$"):
+        claim_run_dir(str(run), nas_tf.load_arch("enas_macro"))
+    assert (run / "arch.json").read_bytes() == before
