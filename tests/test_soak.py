@@ -134,42 +134,49 @@ def _soak(script, args, model_dir, reference_dir, log_path, seed, on_start=None)
     kills, undone, in_flight = [], 0, None
     snapshot = log_path + ".snapshot"
     with open(log_path, "w") as log:
-        while len(kills) < KILLS:
-            late = _newest_checkpoint(model_dir) * 2 >= last
-            in_run = not late and rng.random() < 0.5
-            delay = rng.uniform(0, 0.6 * work) if in_run else rng.uniform(0, startup / 2 if late else startup)
-            kind = "run" if in_run else "start-up"
-            print(f"--- kill {len(kills) + 1}: {delay:.2f}s into its {kind}", file=log, flush=True)
-            shutil.rmtree(snapshot, ignore_errors=True)
-            if os.path.exists(model_dir):
-                shutil.copytree(model_dir, snapshot, symlinks=True)
+        proc = None
+        try:
+            while len(kills) < KILLS:
+                late = _newest_checkpoint(model_dir) * 2 >= last
+                in_run = not late and rng.random() < 0.5
+                delay = rng.uniform(0, 0.6 * work) if in_run else rng.uniform(0, startup / 2 if late else startup)
+                kind = "run" if in_run else "start-up"
+                print(f"--- kill {len(kills) + 1}: {delay:.2f}s into its {kind}", file=log, flush=True)
+                shutil.rmtree(snapshot, ignore_errors=True)
+                if os.path.exists(model_dir):
+                    shutil.copytree(model_dir, snapshot, symlinks=True)
+                proc = _start(script, args, model_dir, log)
+                if in_run:
+                    # Not twice in a row while one child trains: that is a child that kills the process (see the module).
+                    alive = (_wait_for(proc, lambda: _holds(proc, model_dir))
+                             and _wait_for(proc, lambda: in_flight is None or _in_flight(model_dir) != in_flight)
+                             and _wait_for(proc, lambda: False, delay))
+                else:  # before the run starts, at the latest when it takes the directory
+                    alive = _wait_for(proc, lambda: _holds(proc, model_dir), delay)
+                if alive:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    kills.append((kind, round(delay, 2)))
+                    in_flight = _in_flight(model_dir)
+                    print(f"--- killed{'' if in_flight is None else f' while child {in_flight} trained'}", file=log, flush=True)
+                    continue
+                # A faster run than the reference ended before its kill: put the directory back as it was, draw again.
+                assert proc.returncode == 0 and undone < 3, open(log_path).read()[-3000:]
+                undone += 1
+                print(f"--- it ended first (exit {proc.returncode}): the directory is put back", file=log, flush=True)
+                shutil.rmtree(model_dir)
+                if os.path.exists(snapshot):
+                    shutil.copytree(snapshot, model_dir, symlinks=True)
+            if on_start is not None:
+                on_start(lambda: _start(script, args, model_dir, log))
+            print("--- to the end", file=log, flush=True)
             proc = _start(script, args, model_dir, log)
-            if in_run:
-                # Not twice in a row while one child trains: that is a child that kills the process (see the module).
-                alive = (_wait_for(proc, lambda: _holds(proc, model_dir))
-                         and _wait_for(proc, lambda: _in_flight(model_dir) != in_flight)
-                         and _wait_for(proc, lambda: False, delay))
-            else:  # before the run starts, at the latest when it takes the directory
-                alive = _wait_for(proc, lambda: _holds(proc, model_dir), delay)
-            if alive:
-                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=max(600.0, 5 * total))
+        finally:
+            if proc is not None and proc.poll() is None:  # a failed test leaves no script running
+                proc.kill()
                 proc.wait()
-                kills.append((kind, round(delay, 2)))
-                in_flight = _in_flight(model_dir)
-                print(f"--- killed{'' if in_flight is None else f' while child {in_flight} trained'}", file=log, flush=True)
-                continue
-            # A faster run than the reference ended before its kill: put the directory back as it was, draw again.
-            assert proc.returncode == 0 and undone < 3, open(log_path).read()[-3000:]
-            undone += 1
-            print(f"--- it ended first (exit {proc.returncode}): the directory is put back", file=log, flush=True)
-            shutil.rmtree(model_dir)
-            if os.path.exists(snapshot):
-                shutil.copytree(snapshot, model_dir, symlinks=True)
-        if on_start is not None:
-            on_start(lambda: _start(script, args, model_dir, log))
-        print("--- to the end", file=log, flush=True)
-        proc = _start(script, args, model_dir, log)
-        proc.wait(timeout=max(600.0, 5 * total))
+
     assert proc.returncode == 0, open(log_path).read()[-3000:]
     print(f"{script}: reference {total:.1f}s (start-up {startup:.1f}s); kills {kills}; runs that ended first {undone}")
     return kills
