@@ -562,37 +562,33 @@ def test_an_append_on_a_full_disk_leaves_no_torn_line(tmp_path):
 # ------------------------------------------------------- one-shot, final training
 
 
-class _CountingTask:
+def _counting_task():
     """A shared-weights task with one variable (no network): the one-shot loop's files and checkpoints, instantly."""
+    from nas_tf.search.one_shot import SharedWeightsTask
 
-    def __init__(self):
-        import tensorflow as tf
+    class CountingTask(SharedWeightsTask):
+        def __init__(self):
+            import tensorflow as tf
 
-        self.w = tf.Variable(0.0)
+            self.w = tf.Variable(0.0)
 
-    def train_epoch(self, epoch, sample_tokens):
-        for _ in range(2):
-            self.w.assign_add(float(sum(sample_tokens())) / 10.0)
-        return {"loss": float(self.w.numpy())}
+        def train_epoch(self, epoch, sample_tokens):
+            for _ in range(2):
+                self.w.assign_add(float(sum(sample_tokens())) / 10.0)
+            return {"loss": float(self.w.numpy())}
 
-    def reward_batches(self, epoch):
-        import itertools
+        def reward_batches(self, epoch):
+            import itertools
 
-        return itertools.count(epoch * 100)
+            return itertools.count(epoch * 100)
 
-    def reward(self, tokens, batch):
-        return ((sum(int(t) for t in tokens) * 7 + batch) % 10 + float(self.w.numpy()) % 1) / 10.0, {}
+        def reward(self, tokens, batch):
+            return ((sum(int(t) for t in tokens) * 7 + batch) % 10 + float(self.w.numpy()) % 1) / 10.0, {}
 
-    def trackables(self):
-        return {"w": self.w}
+        def trackables(self):
+            return {"w": self.w}
 
-    def config(self):
-        return {}
-
-    def trace_counts(self):
-        return {}
-
-    distribute_strategy = None
+    return CountingTask()
 
 
 def _one_shot(model_dir, epochs):
@@ -602,7 +598,7 @@ def _one_shot(model_dir, epochs):
 
     config = OneShotConfig(str(model_dir), num_epochs=epochs, controller_steps=2, controller_aggregate=2,
                            derive_samples=3)
-    return OneShotSearch(EnasMacroSpace(num_layers=2), RandomSearch(seed=3), _CountingTask(), config).run()
+    return OneShotSearch(EnasMacroSpace(num_layers=2), RandomSearch(seed=3), _counting_task(), config).run()
 
 
 def test_a_one_shot_search_falls_back_to_its_previous_checkpoint(tmp_path):
@@ -693,3 +689,56 @@ def test_final_training_keeps_two_checkpoints_and_holds_the_lock(tmp_path):
     del ckpt
     gc.collect()
     assert another_process() == "took it"
+
+
+def test_the_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    """What a kill during an atomic write or an export leaves (the names nas_tf's writers give their temporaries)."""
+    import tempfile
+
+    from nas_tf.export.files import atomic_file
+    from nas_tf.utils.io import remove_stale_temporaries
+
+    keras_tmp = None
+    with pytest.raises(KeyboardInterrupt):  # killed while Keras writes model.keras: the temporary stays
+        with atomic_file(str(tmp_path / "model.keras")) as keras_tmp:
+            open(keras_tmp, "w").write("half")
+            os.rename(keras_tmp, keras_tmp + ".keep")  # keep it from atomic_file's own clean-up
+            raise KeyboardInterrupt
+    os.rename(keras_tmp + ".keep", keras_tmp)
+    export_tmp = tempfile.mkdtemp(prefix=".saved_model.", dir=tmp_path)
+    text_tmp = tmp_path / ".best.json.abcd1234.tmp"
+    text_tmp.write_text("{")
+    user = [".model.keras.abcd1234.h5", ".notes.abcd1234", "model.keras.abcd1234.keras", "notes.txt"]
+    (tmp_path / user[1]).mkdir()  # a folder of that shape, but not among the names given below
+    for name in (user[0], user[2], user[3]):
+        (tmp_path / name).write_text("mine")
+    removed = remove_stale_temporaries(tmp_path, ("model.keras", "saved_model", "best.json"))
+    assert sorted(removed) == sorted([os.path.basename(keras_tmp), os.path.basename(export_tmp), text_tmp.name])
+    assert sorted(os.listdir(tmp_path)) == sorted(user)
+
+
+def test_a_damaged_final_training_directory_is_refused_naming_the_file(tmp_path):
+    """Rows of the table in docs/reliability.md: metrics.json missing beside checkpoints; arch.json damaged."""
+    import gc
+
+    import tensorflow as tf
+
+    from nas_tf.training.checkpointing import EpochCheckpoints, claim_run_dir
+    from nas_tf.utils.io import RunDirError
+
+    _epochs(tmp_path, 2)  # two epochs; the lock goes with the object
+    gc.collect()
+    (tmp_path / "metrics.json").unlink()
+    with pytest.raises(RunDirError) as e:
+        EpochCheckpoints(str(tmp_path), w=tf.Variable(0.0)).restore()
+    assert str(e.value) == (f"{tmp_path}/metrics.json is missing beside the checkpoints in {tmp_path}/checkpoints; put it "
+                            f"back, or move {tmp_path} away to train from scratch")
+    gc.collect()
+    run = tmp_path / "arch"
+    run.mkdir()
+    (run / "arch.json").write_bytes(b'{"space": "nas_cnn", "layers": [')
+    before = (run / "arch.json").read_bytes()
+    with pytest.raises(RunDirError, match=r"arch.json.*; .* is the final training of the arch in arch.json: put it back, "
+                                          r"or use another directory$"):
+        claim_run_dir(str(run), nas_tf.load_arch("enas_macro"))
+    assert (run / "arch.json").read_bytes() == before

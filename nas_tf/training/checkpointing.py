@@ -63,7 +63,7 @@ MIN_KEEP = 2
 # Locks taken by claim_run_dir, handed over to the run's EpochCheckpoints.
 _CLAIMS: dict[str, Any] = {}
 # Temporaries of a final training's writes that a killed run leaves behind.
-_FINAL_TEMPORARIES = ("arch.json", "metrics.json", "flags.json", "saved_model")
+_FINAL_TEMPORARIES = ("arch.json", "metrics.json", "flags.json", "saved_model", "model.keras")
 
 
 # ------------------------------------------------------------ checkpoints

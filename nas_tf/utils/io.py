@@ -445,16 +445,20 @@ def release_run_dirs() -> None:
 
 # A temporary file of atomic_write_text (".NAME.XXXXXXXX.tmp") or a
 # temporary export directory (".saved_model.XXXXXXXX") left by a killed run.
-_TEMPORARY = re.compile(r"^\.[^/]+\.[A-Za-z0-9_]{8}(\.tmp)?$")
+# .NAME.XXXXXXXX.tmp (atomic_write_text), .NAME.XXXXXXXX.EXT where NAME ends in .EXT (an atomic file written
+# by a library that wants its suffix, e.g. model.keras), .NAME.XXXXXXXX (an atomic export's folder).
+_TEMPORARY = re.compile(r"^\.(?P<name>[^/]+)\.[A-Za-z0-9_]{8}(?P<ext>\.[A-Za-z0-9]+)?$")
 
 
 def remove_stale_temporaries(directory: str | os.PathLike, names: Iterable[str] | None = None) -> list[str]:
     """Deletes the temporary files and folders a killed write left in ``directory``; returns their names.
 
     Only nas_tf's own temporaries are touched: ``.NAME.XXXXXXXX.tmp`` files of
-    :func:`atomic_write_text` and ``.NAME.XXXXXXXX`` folders of an atomic
-    export, where ``NAME`` is one of ``names`` (default: any), and only while
-    this process holds the directory's lock (nobody else is writing).
+    :func:`atomic_write_text`, ``.NAME.XXXXXXXX.EXT`` files of an atomic
+    write that keeps the suffix ``.EXT`` of ``NAME`` (``model.keras``), and
+    ``.NAME.XXXXXXXX`` folders of an atomic export, where ``NAME`` is one of
+    ``names`` (default: any), and only while this process holds the
+    directory's lock (nobody else is writing).
     """
     import shutil
 
@@ -465,15 +469,18 @@ def remove_stale_temporaries(directory: str | os.PathLike, names: Iterable[str] 
     except OSError:
         return removed
     for entry in entries:
-        if entry == LOCK_FILE or not _TEMPORARY.match(entry):
+        match = _TEMPORARY.match(entry)
+        if entry == LOCK_FILE or match is None:
             continue
-        stem = entry[1:].rsplit(".", 2 if entry.endswith(".tmp") else 1)[0]
+        stem, ext = match.group("name"), match.group("ext")
+        if ext not in (None, ".tmp") and not stem.endswith(ext):
+            continue  # not a name nas_tf writes
         if names is not None and stem not in names:
             continue
         full = os.path.join(directory, entry)
-        if os.path.isdir(full) and not entry.endswith(".tmp"):
+        if os.path.isdir(full) and ext is None:
             shutil.rmtree(full, ignore_errors=True)
-        elif os.path.isfile(full) and entry.endswith(".tmp"):
+        elif os.path.isfile(full) and ext is not None:
             os.unlink(full)
         else:
             continue
