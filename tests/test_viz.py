@@ -304,7 +304,7 @@ def test_show_arch_draws_names_files_and_run_directories(tmp_path, capsys):
     [
         (["--arch=nasnet_b", "--output=x.svg"], "error: --arch=nasnet_b: no such file or published arch (published: "),
         (["--arch=nascell", "--output=x.jpg"], "error: --output=x.jpg: unknown picture format .jpg; use .svg"),
-        (["--arch={binary}", "--output=x.svg"], "error: --arch={binary}: not a text file"),
+        (["--arch={binary}", "--output=x.svg"], "error: --arch={binary}: not UTF-8 text (byte 0x80 at line 1 column 1)"),
         (["--arch={empty}", "--output=x.svg"], "error: --arch={empty}: a directory without best_arch.json"),
         (["--arch={bad}", "--output=x.svg"],
          "error: --arch={bad}: field 'layers[0].num_filters': expected an integer >= 1, got 0"),

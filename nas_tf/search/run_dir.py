@@ -407,6 +407,24 @@ class CrashGuard(Evaluator):
         return 0
 
     def evaluate(self, requests):
+        return self._guarded(requests, self.inner.evaluate)
+
+    # The asynchronous path keeps the inner evaluator's own queue and order; its children train guarded too.
+    def submit(self, request) -> None:
+        self.inner.submit(request)
+
+    def in_flight(self) -> int:
+        return self.inner.in_flight()
+
+    def next_result(self):
+        train = self.inner.evaluate
+        self.inner.evaluate = lambda requests: self._guarded(requests, train)
+        try:
+            return self.inner.next_result()
+        finally:
+            del self.inner.evaluate  # the class's method again
+
+    def _guarded(self, requests, train):
         from nas_tf.search.evaluator import WORKER_CRASHED, ChildResult
 
         for request in requests:
@@ -423,7 +441,7 @@ class CrashGuard(Evaluator):
             self.run_dir.write_json(IN_FLIGHT, {"child": request.index, "step": request.step, "starts": crashed + 1})
             done = False
             try:
-                for result in self.inner.evaluate([request]):
+                for result in train([request]):
                     done = True
                     self.run_dir.remove(IN_FLIGHT)
                     yield result

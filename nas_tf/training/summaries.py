@@ -89,5 +89,9 @@ class TrainingSummaries:
 
 def learning_rate(optimizer) -> float:
     """The optimizer's current learning rate (its schedule at the current step)."""
+    import tensorflow as tf
+
     lr = optimizer.learning_rate
-    return float(lr(optimizer.iterations) if callable(lr) else lr)
+    value = lr(optimizer.iterations) if callable(lr) else lr
+    # Under a tf.distribute strategy a Keras variable holds a MirroredVariable, which float() refuses.
+    return float(tf.convert_to_tensor(getattr(value, "value", value)))
