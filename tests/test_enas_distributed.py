@@ -95,6 +95,7 @@ def _multi_worker_args(model_dir, *extra):
     return [f"--model_dir={model_dir}", *SMALL, "--strategy=multi_worker", *extra]
 
 
+@pytest.mark.slow
 def test_multi_worker_search_killed_and_resumed_runs_to_the_end_and_only_the_chief_writes(tmp_path):
     """2 workers killed in the controller phase of epoch 1; the same command on both finishes the search."""
     root = tmp_path

@@ -139,6 +139,7 @@ def test_async_controller_updates_per_child_and_resumes(tmp_path, small_digits):
     _same_search(rows, reference)
 
 
+@pytest.mark.slow
 def test_multi_worker_search_killed_and_resumed_matches_one_host(tmp_path):
     """2 hosts (local processes), both killed mid-run; the same command on both finishes the search of one host."""
     code, _, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'one'}", *TINY[1:], "--num_architectures=6")

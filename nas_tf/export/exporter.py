@@ -400,11 +400,10 @@ def _build(arch, task: str, dataset: str, data_dir: str | None, options: dict[st
         except (TypeError, ValueError) as e:
             raise ExportSourceError("arch", getattr(arch, "space", arch), f"cannot build it: {e}") from None
         return network, data
-    from nas_tf.models.language_model import build_language_model
-    from nas_tf.tasks.text.final import FinalLMConfig
+    from nas_tf.models.language_model import FINAL_MODEL_OPTIONS, build_language_model
 
     corpus = _corpus(dataset, data_dir)
-    settings = {**FinalLMConfig().model_options, **options}
+    settings = {**FINAL_MODEL_OPTIONS, **options}
     try:
         model = build_language_model(corpus.vocab_size, arch, **settings)
     except (TypeError, ValueError) as e:

@@ -32,6 +32,10 @@ from nas_tf.utils.checks import rate
 # published name) of a space with a registered cell builder.
 CELL_NAMES = ("lstm", "gru", "nascell")
 
+# The language model a final training builds by default (FinalLMConfig.model_options; the exporter
+# builds the same when it has only an arch).
+FINAL_MODEL_OPTIONS: dict[str, Any] = {"units": 200, "num_layers": 2, "tie_weights": True, "output_dropout": 0.3}
+
 CellBuilder = Callable[..., keras.layers.Layer]
 _CELL_BUILDERS: dict[str, CellBuilder] = {}
 

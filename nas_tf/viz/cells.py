@@ -20,7 +20,7 @@ import graphviz
 
 from nas_tf.spaces.arch import Arch, ArchError
 from nas_tf.spaces.nasnet import NASNetArch, NASNetCell
-from nas_tf.viz.plot import register_drawer
+from nas_tf.viz.drawers import register_drawer
 from nas_tf.viz.render import INPUT, OUTPUT, new_graph, sub
 
 _STATE_NAMES = {0: ("h", "i"), 1: ("h", "i-1")}

@@ -11,7 +11,7 @@ import graphviz
 
 from nas_tf.spaces.enas_macro import EnasMacroArch
 from nas_tf.spaces.nas_cnn import NASCNNArch
-from nas_tf.viz.plot import register_drawer
+from nas_tf.viz.drawers import register_drawer
 from nas_tf.viz.render import INPUT, OUTPUT, REDUCE, SKIP_COLOR, new_graph
 
 _SKIP = {"style": "dashed", "color": SKIP_COLOR}

@@ -22,39 +22,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import graphviz
 
 from nas_tf.spaces.arch import Arch, ArchError, arch_types, load_arch
+from nas_tf.viz.drawers import _DRAWERS, Drawer, register_drawer  # noqa: F401  (the registry's face here)
 from nas_tf.viz.render import GraphvizNotFoundError, render, write_graph
 
 log = logging.getLogger("nas_tf.viz")
-
-Drawer = Callable[[Any], graphviz.Digraph]
-
-_DRAWERS: dict[str, Drawer] = {}
-
-
-def register_drawer(space: str) -> Callable[[Drawer], Drawer]:
-    """Decorator: makes ``fn(arch) -> graphviz.Digraph`` the drawer of ``space``.
-
-    Example:
-
-    >>> @register_drawer("my_space")  # doctest: +SKIP
-    ... def draw_my_space(arch):
-    ...     g = new_graph("my_space")
-    ...     ...
-    ...     return g
-    """
-
-    def decorator(fn: Drawer) -> Drawer:
-        _DRAWERS[space] = fn
-        return fn
-
-    return decorator
-
 
 def _import_builtin_drawers() -> None:
     from nas_tf.viz import cells, networks, recurrent  # noqa: F401  (they register their drawers)

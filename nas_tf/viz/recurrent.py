@@ -19,7 +19,7 @@ import graphviz
 
 from nas_tf.spaces.enas_rnn import EnasRnnArch
 from nas_tf.spaces.nas_rnn import NASRNNArch
-from nas_tf.viz.plot import register_drawer
+from nas_tf.viz.drawers import register_drawer
 from nas_tf.viz.render import INPUT, OTHER, OUTPUT, SKIP_COLOR, new_graph, sub
 
 

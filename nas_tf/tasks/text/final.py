@@ -44,7 +44,7 @@ import keras
 import tensorflow as tf
 
 from nas_tf.data.text import TextCorpus
-from nas_tf.models.language_model import build_language_model
+from nas_tf.models.language_model import FINAL_MODEL_OPTIONS, build_language_model
 from nas_tf.spaces.arch import Arch
 from nas_tf.tasks.text.child import lm_sgd
 from nas_tf.tasks.text.train import LMTrainResult, evaluate_perplexity, train_language_model
@@ -79,7 +79,7 @@ class FinalLMConfig:
     eval_batch_size: int = 10
     seed: int = 0
     model_options: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"units": 200, "num_layers": 2, "tie_weights": True, "output_dropout": 0.3}
+        default_factory=lambda: dict(FINAL_MODEL_OPTIONS)
     )
 
     def __post_init__(self):
