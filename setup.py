@@ -115,7 +115,9 @@ setup(
     extras_require={
         # jax: tests/test_nas_cell.py runs NASCell on the JAX backend too.
         # hypothesis: tests/test_arch_fuzz.py generates malformed arch documents for every space.
-        "test": ["pytest>=7", "jax[cpu]", "hypothesis>=6"],
+        # pytest-xdist: the suite runs in two processes (pyproject.toml), which on 2 cores nearly halves it
+        # (tracing, process start-ups and graph building are single-threaded).
+        "test": ["pytest>=7", "pytest-xdist>=3", "jax[cpu]", "hypothesis>=6"],
         "jax": ["jax[cpu]"],
         # Tabular benchmarks (nas_tf.benchmarks, scripts/bench_nb201.py): the
         # NAS-Bench-201 records of analog-nasbench (its data file is read with a

@@ -112,6 +112,20 @@ def script_flags(name):
             delattr(fv, flag)
 
 
+def call_main(name, *args):
+    """Parses ``args`` with the flags of scripts/<name> and calls its ``main`` in this process.
+
+    Unlike :func:`run_main`, output and ``SystemExit`` go to the caller (for ``capsys`` and
+    ``pytest.raises``); the script's flags are removed afterwards.
+    """
+    from absl import flags
+
+    with script_flags(name) as script:
+        argv = [name, *args]
+        flags.FLAGS(argv)
+        script["main"](argv[:1])
+
+
 def run_main(name, *args):
     """Runs scripts/<name> in this process with ``args``; returns ``(exit code, stdout, stderr)``.
 

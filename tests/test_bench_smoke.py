@@ -19,7 +19,7 @@ CASES = {
     ),
     "bench_cells.py": (["--units=8", "--steps=3", "--repeats=1", "--noxla"], ["cells"]),
     "bench_controller.py": (["--layers=3", "--samples=20", "--steps=2", "--archs=4"], ["controller"]),
-    "bench_nasnet.py": (["--tiny", "--tables=controller"], ["nasnet_controller"]),
+    "bench_nasnet.py": (["--tiny", "--tables=controller", "--repeats=1"], ["nasnet_controller"]),
     "bench_enas_distributed.py": (
         ["--layers=1", "--filters=4", "--image_size=8", "--global_batch=8", "--steps=1", "--repeats=1",
          "--op_selections=all", "--noper_replica_archs"],

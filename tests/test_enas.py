@@ -12,7 +12,6 @@ from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
 from nas_tf.spaces import ArchError, DecisionList, Skip
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace, MacroLayer, macro_arch_from_arc
 from nas_tf.training import cosine_restart_lr
-from nas_tf.utils import read_jsonl
 
 # ---------------------------------------------------------------- macro space
 
@@ -95,24 +94,6 @@ def test_cosine_restarts():
     assert lrs[0] == pytest.approx(0.05) and lrs[10] == pytest.approx(0.05) and lrs[30] == pytest.approx(0.05)
     assert lrs[9] < lrs[5] < lrs[1] and lrs[29] < lrs[20]
     assert lrs[5] == pytest.approx(0.0005 + 0.5 * (0.05 - 0.0005))
-
-
-def test_one_shot_search_runs_resumes_and_derives(macro_one_shot):
-    first, model_dir = macro_one_shot["first"], macro_one_shot["dir"]
-    summary = first["summary"]
-    assert summary["epochs"] == 1 and summary["controller_updates"] == 2
-    assert summary["trace_counts"] == {"train_step": 1, "reward_step": 1}
-    rows = first["history"]
-    assert len(rows) == 6 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
-    best = nas_tf.load_arch(first["best_arch"])
-    derived = first["derived"]
-    assert len(derived) == 4 and best.to_dict() == max(derived, key=lambda r: r["reward"])["arch"]
-    # A second run with more epochs resumes after epoch 1.
-    resumed = macro_one_shot["resumed"]
-    assert resumed["epochs"] == 2 and resumed["controller_updates"] == 4
-    assert read_jsonl(model_dir / "history.jsonl")[:6] == rows and len(read_jsonl(model_dir / "history.jsonl")) == 12
-    epochs = read_jsonl(model_dir / "epochs.jsonl")
-    assert [e["epoch"] for e in epochs] == [0, 1]
 
 
 # ------------------------------------------------------- controller options

@@ -38,7 +38,7 @@ def test_published_micro_cells_decode_from_the_arc_strings():
         micro_arch_from_arc("3 0 0 0", "0 0 0 0")
 
 
-@pytest.mark.parametrize("op_selection", ["merged", "switch"])
+@pytest.mark.parametrize("op_selection", [pytest.param("merged", marks=pytest.mark.slow), "switch"])
 def test_micro_supernet_equals_the_nasnet_child(op_selection):
     keras.utils.set_random_seed(0)
     net = EnasMicroSupernet(SPACE, 10, filters=6, num_cells=1, op_selection=op_selection)

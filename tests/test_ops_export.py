@@ -90,6 +90,7 @@ def test_export_can_keep_the_custom_ops_and_then_needs_nas_tf(exported):
     assert "grad_finite True" in with_nas_tf.stdout
 
 
+@pytest.mark.slow
 def test_saved_model_cli_wrapper_runs_a_custom_op_export(exported):
     root, _, custom, expected = exported
     args = ["run", "--dir", custom, "--tag_set", "serve", "--signature_def", "serving_default",

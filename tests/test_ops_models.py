@@ -57,6 +57,7 @@ def test_rnn_supernet_weight_selections_compute_the_same_function():
         EnasRnnSupernetLM(space, vocab_size=30, units=8, weight_selection="copy").build()
 
 
+@pytest.mark.slow
 def test_micro_supernet_masked_cell_output_uses_the_op_and_matches_the_fallback():
     _compiled_ops_or_skip()
     space = EnasMicroSpace(num_nodes=3)

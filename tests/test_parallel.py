@@ -33,20 +33,22 @@ def test_two_parallel_children_give_the_history_of_one(tmp_path):
     runs = {}
     for n in (1, 2):
         model_dir = str(tmp_path / f"n{n}")
-        out = run_script("search_nas.py", f"--model_dir={model_dir}", *TINY, f"--parallel_children={n}")
-        assert out.returncode == 0, out.stderr[-3000:]
-        assert f"child worker {n - 1} ready" in out.stderr
+        code, _, err = run_main("search_nas.py", f"--model_dir={model_dir}", *TINY, f"--parallel_children={n}")
+        assert code == 0, err[-3000:]
+        assert f"child worker {n - 1} ready" in err
         runs[n] = _rows(model_dir)
         with open(os.path.join(model_dir, "search_config.json")) as f:
             assert json.load(f)["execution"]["parallel_children"] == n
     assert len(runs[1]) == 4 and all(r["status"] == "ok" for r in runs[1])
     _same_search(runs[1], runs[2])
     # Resuming with another number of workers is allowed: how children train is not what they compute.
-    out = run_script("search_nas.py", f"--model_dir={tmp_path / 'n2'}", *TINY[1:], "--num_architectures=6", "--parallel_children=1")
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, err = run_main("search_nas.py", f"--model_dir={tmp_path / 'n2'}", *TINY[1:], "--num_architectures=6",
+                            "--parallel_children=1")
+    assert code == 0, err[-3000:]
     assert [r["child"] for r in _rows(tmp_path / "n2")] == list(range(6))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_its_child_retried_then_penalised():
     from nas_tf.search import ChildRequest
     from nas_tf.search.evaluators import ParallelEvaluator
@@ -103,6 +105,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_async_controller_updates_per_child_and_resumes(tmp_path, small_digits):
     from nas_tf.controller import Reinforce, controller_for
     from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
@@ -165,6 +168,7 @@ def test_multi_worker_search_killed_and_resumed_matches_one_host(tmp_path):
     assert json.loads(outs[0][1][outs[0][1].index("{") :]) == json.loads(outs[1][1][outs[1][1].index("{") :])
 
 
+@pytest.mark.slow
 def test_async_controller_with_two_children_in_flight_out_of_order_and_its_resume(tmp_path, small_digits):
     """Two children in flight, the newer finishing first: stale, out-of-order updates; a crash loses none."""
     from nas_tf.controller import Reinforce, controller_for

@@ -49,6 +49,7 @@ def test_search_nas_end_to_end_and_resume(tmp_path):
     assert [r["child"] for r in rows] == list(range(6))
 
 
+@pytest.mark.slow
 def test_search_nas_survives_kill_9(tmp_path):
     model_dir = str(tmp_path / "run")
     args = [f"--model_dir={model_dir}", "--num_architectures=6", "--archs_per_step=3", "--child_epochs=1",
@@ -80,6 +81,25 @@ ARCH_JSON = {
 }
 
 
+def _check_training_curves(model_dir, history):
+    """train_final.py wrote the training curves (loss, accuracy, learning rate per epoch) and the model graph."""
+    import tensorflow as tf
+
+    steps, values, graphs = {}, {}, 0
+    for name in os.listdir(model_dir / "tensorboard"):
+        for event in tf.compat.v1.train.summary_iterator(str(model_dir / "tensorboard" / name)):
+            graphs += bool(event.graph_def)
+            for v in event.summary.value:
+                steps.setdefault(v.tag, []).append(event.step)
+                if v.tag != "keras":
+                    values.setdefault(v.tag, []).append(float(tf.make_ndarray(v.tensor)))
+    assert graphs == 1 and "keras" in steps  # the op graph and Keras' conceptual graph
+    for tag in ("loss", "accuracy", "val_accuracy", "learning_rate"):
+        assert steps[tag] == [1, 2], tag
+    assert values["loss"] == pytest.approx(history["train_loss"]) and values["val_accuracy"] == pytest.approx(history["val_accuracy"])
+    assert 0.1 > values["learning_rate"][0] > values["learning_rate"][1]  # the cosine schedule from lr 0.1
+
+
 def test_train_final_trains_resumes_and_exports(tmp_path):
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(ARCH_JSON))
@@ -92,6 +112,7 @@ def test_train_final_trains_resumes_and_exports(tmp_path):
         metrics = json.load(f)
     assert metrics["epochs_done"] == 2 and len(metrics["history"]["val_accuracy"]) == 2
     assert "epoch 2/2" in out.stderr
+    _check_training_curves(model_dir, metrics["history"])
     # Resume: asking for more epochs continues from the checkpoint of epoch 2.
     code, _, err = run_main("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64", "--noexport")
     assert code == 0, err[-3000:]
@@ -109,6 +130,7 @@ def test_train_final_trains_resumes_and_exports(tmp_path):
     assert "(2, 10)" in served.stdout
 
 
+@pytest.mark.slow
 def test_train_final_trains_an_enas_macro_arch(tmp_path):
     """Every space the searches write trains with train_final.py (the named ENAS macro arch here)."""
     code, out, err = run_main("train_final.py", "--arch=enas_macro", f"--model_dir={tmp_path}", "--epochs=1",
@@ -142,29 +164,6 @@ def test_search_nas_on_the_nb201_table_resumes_to_the_uninterrupted_search(tmp_p
     code, _, err = run_main("search_nas.py", f"--model_dir={split}", *common, "--num_architectures=16")
     assert code == 0 and "resumed" in err, err[-3000:]
     assert [r["tokens"] for r in read_jsonl(split / "history.jsonl")] == [r["tokens"] for r in whole]
-
-
-def test_final_training_logs_its_curves_and_graph_to_tensorboard(tmp_path):
-    """train_final.py writes the training curves (loss, accuracy, learning rate per epoch) and the model graph."""
-    import tensorflow as tf
-
-    code, _, err = run_main("train_final.py", "--arch=nasnet_a", f"--model_dir={tmp_path}", "--epochs=2", "--batch_size=256",
-                            "--nasnet_cells=1", "--nasnet_filters=4", "--noexport")
-    assert code == 0, err[-3000:]
-    steps, values, graphs = {}, {}, 0
-    for name in os.listdir(tmp_path / "tensorboard"):
-        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "tensorboard" / name)):
-            graphs += bool(event.graph_def)
-            for v in event.summary.value:
-                steps.setdefault(v.tag, []).append(event.step)
-                if v.tag != "keras":
-                    values.setdefault(v.tag, []).append(float(tf.make_ndarray(v.tensor)))
-    assert graphs == 1 and "keras" in steps  # the op graph and Keras' conceptual graph
-    for tag in ("loss", "accuracy", "val_accuracy", "learning_rate"):
-        assert steps[tag] == [1, 2], tag
-    history = json.load(open(tmp_path / "metrics.json"))["history"]
-    assert values["loss"] == pytest.approx(history["train_loss"]) and values["val_accuracy"] == pytest.approx(history["val_accuracy"])
-    assert 0.1 > values["learning_rate"][0] > values["learning_rate"][1]  # the cosine schedule from lr 0.1
 
 
 def test_latency_aware_search_records_costs_and_rewards_the_mnas_form(tmp_path):

@@ -67,6 +67,7 @@ def test_search_nasnet_end_to_end(tmp_path):
         assert rows[json.load(f)["child"]]["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_search_nasnet_with_ppo_resumes_and_extends(tmp_path):
     model_dir = str(tmp_path / "run")
     args = [f"--model_dir={model_dir}", "--algorithm=ppo", "--ppo_epochs=3", *TINY, "--op_set=reduced"]
@@ -86,6 +87,7 @@ def test_search_nasnet_with_ppo_resumes_and_extends(tmp_path):
     assert all(op in REDUCED_OPS for r in rows for cell in ("normal", "reduction") for b in r["arch"][cell]["blocks"] for op in b["ops"])
 
 
+@pytest.mark.slow
 def test_train_final_on_nasnet_a_with_drop_path_aux_head_and_cutout(tmp_path):
     model_dir = tmp_path / "final"
     code, out, err = run_main(

@@ -118,6 +118,7 @@ def _epochs_done(model_dir):
         return 0
 
 
+@pytest.mark.slow
 def test_multi_worker_killed_and_resumed_matches_one_device_and_only_the_chief_writes(arch_file, one_device, tmp_path):
     """2 workers, both killed after the first checkpoint, the same command resumes: one device's training."""
     model_dir = tmp_path / "run"
@@ -143,6 +144,8 @@ def test_multi_worker_killed_and_resumed_matches_one_device_and_only_the_chief_w
             if p.poll() is None:
                 p.kill()
     assert 1 <= killed_after < 3, f"killed after epoch {killed_after} (the first checkpoint was expected)"
+    # A worker killed while it saved leaves its temporary checkpoint directory (nothing runs after SIGKILL).
+    left_by_the_kill = {name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")}
     out = run_cluster("train_final.py", *args, env=env, timeout=600)
     for rc, _, stderr in out:
         assert rc == 0, stderr[-3000:]
@@ -173,7 +176,7 @@ def test_multi_worker_killed_and_resumed_matches_one_device_and_only_the_chief_w
     assert not [line for line in other if run_dir in line and ".nas_tf_probe." not in line]
     made = [line for line in other if line.startswith("os.mkdir") and "nas_tf_worker1_checkpoint_" in line]
     assert len(made) == 3  # one per epoch, over both runs
-    assert not [name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")]
+    assert {name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")} <= left_by_the_kill
     # The saved model is the trained one (a plain copy of the distributed model).
     import keras
 

@@ -1,6 +1,5 @@
 """Pictures of archs (nas_tf.viz): every space, checked against the published cells; scripts/show_arch.py."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,9 +9,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from absl import flags
 
 import nas_tf
+from conftest import call_main
 from nas_tf.spaces import ArchError, ConvLayer, NASCNNArch, make_space, named_archs, space_names
 from nas_tf.viz import (
     GraphvizNotFoundError,
@@ -266,24 +265,8 @@ def test_short_forms():
 # ------------------------------------------------------ scripts/show_arch.py
 
 
-def _show_arch():
-    name = "nas_tf_scripts_show_arch"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", "show_arch.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def run_show_arch(*args):
-    module = _show_arch()
-    argv = ["show_arch.py", *args]
-    try:
-        flags.FLAGS(argv)
-        module.main(argv[:1])
-    finally:
-        flags.FLAGS.unparse_flags()
+    call_main("show_arch.py", *args)
 
 
 def test_show_arch_draws_names_files_and_run_directories(tmp_path, capsys):

@@ -8,7 +8,6 @@ one-shot ENAS macro search of 1 epoch resumed to 2 (conftest.macro_one_shot, sha
 
 import glob
 import html.parser
-import importlib.util
 import json
 import os
 import shutil
@@ -21,15 +20,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 import nas_tf
+from conftest import call_main
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.search import InProcessEvaluator, MultiTrialSearch, SearchConfig
 from nas_tf.search.results import RunDirectoryError, open_run
 from nas_tf.spaces import NASCNNSpace
 from nas_tf.tasks import ImageChildConfig, ImageChildTrainer
-from nas_tf.utils.io import atomic_write_json
+from nas_tf.utils.io import atomic_write_json, read_jsonl
 from nas_tf.viz import render_arch
 from nas_tf.viz import tensorboard as tb
 from nas_tf.viz.report import write_report
@@ -91,6 +90,25 @@ def test_open_run_multi_trial(multi_trial_run):
     assert (top[0]["child"], top[0]["reward"]) == (best["child"], best["reward"])
     assert run.best_archs(1)[0].to_dict() == nas_tf.load_arch(str(multi_trial_run / "best_arch.json")).to_dict()
     assert run.running_best()[-1] == max(r["reward"] for r in rows)
+
+
+# (In this file, not test_enas.py: the tests that use the one-shot run share one worker of pytest-xdist.)
+def test_one_shot_search_runs_resumes_and_derives(macro_one_shot):
+    first, model_dir = macro_one_shot["first"], macro_one_shot["dir"]
+    summary = first["summary"]
+    assert summary["epochs"] == 1 and summary["controller_updates"] == 2
+    assert summary["trace_counts"] == {"train_step": 1, "reward_step": 1}
+    rows = first["history"]
+    assert len(rows) == 6 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
+    best = nas_tf.load_arch(first["best_arch"])
+    derived = first["derived"]
+    assert len(derived) == 4 and best.to_dict() == max(derived, key=lambda r: r["reward"])["arch"]
+    # A second run with more epochs resumes after epoch 1.
+    resumed = macro_one_shot["resumed"]
+    assert resumed["epochs"] == 2 and resumed["controller_updates"] == 4
+    assert read_jsonl(model_dir / "history.jsonl")[:6] == rows and len(read_jsonl(model_dir / "history.jsonl")) == 12
+    epochs = read_jsonl(model_dir / "epochs.jsonl")
+    assert [e["epoch"] for e in epochs] == [0, 1]
 
 
 def test_open_run_one_shot(one_shot_run):
@@ -294,24 +312,8 @@ def test_report_in_a_real_browser(multi_trial_run, tmp_path):
 # ---------------------------------------------------------- scripts/report.py
 
 
-def _report_script():
-    name = "nas_tf_scripts_report"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", "report.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def run_report(*args):
-    module = _report_script()
-    argv = ["report.py", *args]
-    try:
-        flags.FLAGS(argv)
-        module.main(argv[:1])
-    finally:
-        flags.FLAGS.unparse_flags()
+    call_main("report.py", *args)
 
 
 def test_report_script(multi_trial_run, tmp_path, capsys):
