@@ -29,6 +29,13 @@ CASES = {
 }
 # Every table of the scripts whose full tiny run takes a minute or more (the slow suite).
 SLOW_CASES = {
+    "bench_main_job.py": (
+        ["--variants=ops,fallback",
+         "--search_flags=--num_epochs=1,--controller_steps=1,--controller_aggregate=2,--derive_samples=2,"
+         "--derive_batches=1,--shared_steps_per_epoch=2,--enas_nodes=2,--enas_filters=4,--final_filters=4,"
+         "--final_epochs=1"],
+        ["main_job"],
+    ),
     "bench_nasnet.py": (["--tiny"], ["nasnet_models", "nasnet_controller", "nasnet_search"]),
     "bench_distributed.py": (
         ["--workers=1", "--children=2", "--child_epochs=1", "--depth=1", "--train_subset=64", "--archs_per_step=2",
