@@ -28,6 +28,21 @@ def pytest_configure(config):
 
 LOGICAL_CPUS = 2
 
+# The files that take longest, longest first: pytest-xdist (--dist loadfile) hands out files in
+# collection order, so these start at once and the short files fill the gaps instead of a long
+# file starting last on one worker while the other idles.
+LONG_FILES = (
+    "test_scripts_enas.py", "test_parallel.py", "test_scripts.py", "test_scripts_nasnet.py", "test_viz_runs.py",
+    "test_export.py", "test_scripts_rnn.py", "test_train_final_distributed.py", "test_enas_rnn.py", "test_search.py",
+    "test_controller.py", "test_bench_smoke.py", "test_nas_cell.py", "test_ops_export.py", "test_nasnet.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Runs the long files first (a stable sort: the order inside a file is kept)."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))
+
 
 @pytest.fixture(scope="session")
 def digits():

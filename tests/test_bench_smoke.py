@@ -19,16 +19,16 @@ CASES = {
     ),
     "bench_cells.py": (["--units=8", "--steps=3", "--repeats=1", "--noxla"], ["cells"]),
     "bench_controller.py": (["--layers=3", "--samples=20", "--steps=2", "--archs=4"], ["controller"]),
-    "bench_nasnet.py": (["--tiny", "--tables=controller", "--repeats=1"], ["nasnet_controller"]),
+    "bench_distributed.py": (["--controller_depths=1", "--controller_batches=2", "--tables=controller"], ["distributed"]),
+}
+# Every table of the scripts whose full tiny run takes a minute or more (the slow suite).
+SLOW_CASES = {
     "bench_enas_distributed.py": (
         ["--layers=1", "--filters=4", "--image_size=8", "--global_batch=8", "--steps=1", "--repeats=1",
          "--op_selections=all", "--noper_replica_archs"],
         ["distributed_enas"],
     ),
-    "bench_distributed.py": (["--controller_depths=1", "--controller_batches=2", "--tables=controller"], ["distributed"]),
-}
-# Every table of the scripts whose full tiny run takes a minute or more (the slow suite).
-SLOW_CASES = {
+    "bench_nasnet.py": (["--tiny"], ["nasnet_models", "nasnet_controller", "nasnet_search"]),
     "bench_main_job.py": (
         ["--variants=ops,fallback",
          "--search_flags=--num_epochs=1,--controller_steps=1,--controller_aggregate=2,--derive_samples=2,"
@@ -36,7 +36,6 @@ SLOW_CASES = {
          "--final_epochs=1"],
         ["main_job"],
     ),
-    "bench_nasnet.py": (["--tiny"], ["nasnet_models", "nasnet_controller", "nasnet_search"]),
     "bench_distributed.py": (
         ["--workers=1", "--children=2", "--child_epochs=1", "--depth=1", "--train_subset=64", "--archs_per_step=2",
          "--controller_depths=1", "--controller_batches=2", "--tables=children,collectives,controller"],

@@ -30,6 +30,7 @@ def _summary(stdout):
     return json.loads(stdout[stdout.index("{") :])
 
 
+@pytest.mark.slow
 def test_shared_step_on_two_replicas_matches_one_device():
     """2 replicas x 16 == 1 device x 32 for the same arch and seed, step after step (clipped, weight decay)."""
     import contextlib

@@ -206,6 +206,7 @@ def test_one_shot_search_runs_resumes_and_writes_a_buildable_cell(tmp_path, corp
     assert logits.shape == (2, 3, corpus.vocab_size) and isinstance(best.nodes[0], EnasRnnNode)
 
 
+@pytest.mark.slow
 def test_bench_script_writes_its_section(tmp_path):
     from conftest import run_main
 

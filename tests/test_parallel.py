@@ -88,6 +88,7 @@ def test_a_killed_worker_is_replaced_and_its_child_retried_then_penalised():
     assert all(w is None for w in evaluator._workers)
 
 
+@pytest.mark.slow
 def test_child_timeout_gives_reward_zero_and_the_search_goes_on(tmp_path):
     model_dir = tmp_path / "run"
     out = run_script(

@@ -184,6 +184,7 @@ def test_latency_aware_search_records_costs_and_rewards_the_mnas_form(tmp_path):
         assert json.load(f)["evaluator"]["costs"]["targets"][0] == {"metric": "latency_ms", "target": 0.01, "weight": -0.5}
 
 
+@pytest.mark.slow
 def test_size_aware_enas_derivation_trades_score_against_the_final_networks_parameters(tmp_path):
     code, out, err = run_main(
         "search_enas.py", "--space=macro", f"--model_dir={tmp_path}", "--enas_layers=2", "--enas_filters=4",
