@@ -28,9 +28,10 @@ SLOW_CASES = {
          "--op_selections=all", "--noper_replica_archs"],
         ["distributed_enas"],
     ),
-    "bench_nasnet.py": (["--tiny"], ["nasnet_models", "nasnet_controller", "nasnet_search"]),
+    # (the models table's parameter counts are tested against keras.applications in test_nasnet.py)
+    "bench_nasnet.py": (["--tiny", "--tables=controller,search"], ["nasnet_controller", "nasnet_search"]),
     "bench_main_job.py": (
-        ["--variants=ops,fallback",
+        ["--variants=ops",
          "--search_flags=--num_epochs=1,--controller_steps=1,--controller_aggregate=2,--derive_samples=2,"
          "--derive_batches=1,--shared_steps_per_epoch=2,--enas_nodes=2,--enas_filters=4,--final_filters=4,"
          "--final_epochs=1"],

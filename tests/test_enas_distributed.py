@@ -147,7 +147,8 @@ def test_multi_worker_search_killed_and_resumed_runs_to_the_end_and_only_the_chi
     assert len(events) == 2  # one file per run of the chief (the workers write none)
     trials = {n for n in os.listdir(model_dir / "tensorboard" / "children") if not n.startswith("events.out")}
     assert trials == {f"derived_{i:03d}" for i in range(3)}  # the derived archs as HParams trials
-    assert not os.listdir(tmp)
+    # (TensorFlow's autograph writes its generated sources there too: not nas_tf's files.)
+    assert not [name for name in os.listdir(tmp) if not name.startswith("__autograph_generated_file")]
     assert sorted(os.listdir(model_dir)) == sorted(
         ["best.json", "best_arch.json", "best_arch.png", "best_arch.svg", "checkpoints", "derived.jsonl", "epochs.jsonl",
          "final", "flags.json", "history.jsonl", "search_config.json", "summary.json", "tensorboard"]
