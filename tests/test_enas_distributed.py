@@ -150,7 +150,7 @@ def test_multi_worker_search_killed_and_resumed_runs_to_the_end_and_only_the_chi
     # (TensorFlow's autograph writes its generated sources there too: not nas_tf's files.)
     assert not [name for name in os.listdir(tmp) if not name.startswith("__autograph_generated_file")]
     assert sorted(os.listdir(model_dir)) == sorted(
-        ["best.json", "best_arch.json", "best_arch.png", "best_arch.svg", "checkpoints", "derived.jsonl", "epochs.jsonl",
+        [".lock", "best.json", "best_arch.json", "best_arch.png", "best_arch.svg", "checkpoints", "derived.jsonl", "epochs.jsonl",
          "final", "flags.json", "history.jsonl", "search_config.json", "summary.json", "tensorboard"]
     )
     with open(model_dir / "summary.json") as f:
