@@ -68,26 +68,6 @@ def test_search_nasnet_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_nasnet_with_ppo_resumes_and_extends(tmp_path):
-    model_dir = str(tmp_path / "run")
-    args = [f"--model_dir={model_dir}", "--algorithm=ppo", "--ppo_epochs=3", *TINY, "--op_set=reduced"]
-    code, _, err = run_main("search_nasnet.py", *args, "--num_architectures=2")
-    assert code == 0, err[-3000:]
-    with open(os.path.join(model_dir, "search_config.json")) as f:
-        searcher = json.load(f)["searcher"]
-    assert searcher["algorithm"] == "ppo" and searcher["epochs"] == 3 and searcher["clip_epsilon"] == 0.2
-    # A larger budget continues from the checkpoint (controller, optimizer, baseline, RNG).
-    code, _, err = run_main("search_nasnet.py", *args, "--num_architectures=4")
-    assert code == 0, err[-3000:]
-    assert "resumed" in err
-    rows = read_jsonl(os.path.join(model_dir, "history.jsonl"))
-    assert [r["child"] for r in rows] == [0, 1, 2, 3] and [r["step"] for r in rows] == [0, 0, 1, 1]
-    from nas_tf.spaces import REDUCED_OPS
-
-    assert all(op in REDUCED_OPS for r in rows for cell in ("normal", "reduction") for b in r["arch"][cell]["blocks"] for op in b["ops"])
-
-
-@pytest.mark.slow
 def test_train_final_on_nasnet_a_with_drop_path_aux_head_and_cutout(tmp_path):
     model_dir = tmp_path / "final"
     code, out, err = run_main(
