@@ -26,8 +26,7 @@ import keras
 import tensorflow as tf
 
 from nas_tf.layers.cell_ops import FactorizedReduction
-from nas_tf.models.registry import register_image_builder
-from nas_tf.spaces.base import make_space
+from nas_tf.models.registry import from_space_config, register_image_builder
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace
 
 
@@ -249,9 +248,7 @@ class EnasMacroSupernet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["space"] = make_space("enas_macro", **config["space"])
-        return cls(**config)
+        return from_space_config(cls, config, "enas_macro")
 
     def build(self, input_shape):
         """Builds every candidate (variables must exist before ``switch_case`` is traced)."""

@@ -61,8 +61,8 @@ import tensorflow as tf
 
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN
 from nas_tf.models.nasnet import build_nasnet
+from nas_tf.models.registry import from_space_config
 from nas_tf.ops import padded_concat
-from nas_tf.spaces.base import make_space
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch
 
@@ -405,9 +405,7 @@ class EnasMicroSupernet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["space"] = make_space("enas_micro", **config["space"])
-        return cls(**config)
+        return from_space_config(cls, config, "enas_micro")
 
     def _add_position(self, name, kind, filters, srcs, levels):
         index = len(self.positions)

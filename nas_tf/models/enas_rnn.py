@@ -60,8 +60,8 @@ import tensorflow as tf
 
 from nas_tf.layers.enas_rnn_cell import highway
 from nas_tf.models.language_model import LanguageModel, build_language_model
+from nas_tf.models.registry import from_space_config
 from nas_tf.ops import gather_matmul
-from nas_tf.spaces.base import make_space
 from nas_tf.spaces.enas_rnn import EnasRnnArch, EnasRnnSpace
 from nas_tf.utils.checks import positive_int, rate
 from nas_tf.utils.keras_private import DropoutRNNCell
@@ -237,9 +237,7 @@ class EnasRnnSupernetCell(DropoutRNNCell, keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["space"] = make_space("enas_rnn", **config["space"])
-        return cls(**config)
+        return from_space_config(cls, config, "enas_rnn")
 
 
 @keras.saving.register_keras_serializable(package="nas_tf")
@@ -383,6 +381,4 @@ class EnasRnnSupernetLM(LanguageModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["space"] = make_space("enas_rnn", **config["space"])
-        return cls(**config)
+        return from_space_config(cls, config, "enas_rnn")

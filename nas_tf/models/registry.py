@@ -44,3 +44,17 @@ def image_spaces() -> list[str]:
     imported (which importing this module does first).
     """
     return sorted(_IMAGE_BUILDERS)
+
+
+def from_space_config(cls: type, config: dict[str, Any], space: str) -> Any:
+    """``cls(**config)`` where ``config["space"]`` is a space's ``config()``: the ``from_config`` of the supernets.
+
+    Example:
+
+    >>> from_space_config(EnasMacroSupernet, supernet.get_config(), "enas_macro")  # doctest: +SKIP
+    """
+    from nas_tf.spaces.base import make_space
+
+    config = dict(config)
+    config["space"] = make_space(space, **config["space"])
+    return cls(**config)
