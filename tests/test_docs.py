@@ -3,9 +3,11 @@
 * the ```python blocks of a document run in order, as a reader runs them,
   in one namespace (a later block uses what an earlier one defined) and from
   one temporary working directory (their ``runs/...`` outputs land there).
-  A block preceded by ``<!-- test: slow -->`` runs in the slow suite only
-  (which runs the whole document); ``<!-- test: skip REASON -->`` says why a
-  block cannot run here (another environment, a GPU).
+  A block preceded by ``<!-- test: slow -->`` runs in the slow suite only,
+  where the document's slow blocks run in order on their own (each imports
+  what it uses; the others ran in the default run);
+  ``<!-- test: skip REASON -->`` says why a block cannot run here (another
+  environment, a GPU).
 * Every ``python scripts/NAME.py ...`` command of a ```bash block is parsed
   by its script's own flags (in this process): the script exists, every flag
   exists, every value is valid and every flag file is found.
@@ -50,7 +52,7 @@ def test_python_blocks_run_in_order(doc, blocks, slow, tmp_path, monkeypatch):
     namespace = {"__name__": "__doc__"}
     ran = 0
     for line, body, mark in blocks:
-        if mark.startswith("skip") or (mark == "slow" and not slow):
+        if mark.startswith("skip") or (mark == "slow") != slow:
             continue
         try:
             exec(compile(body, f"{doc}:{line}", "exec"), namespace)  # noqa: S102 - the document's own code

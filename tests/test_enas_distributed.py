@@ -76,11 +76,12 @@ def test_shared_step_on_two_replicas_matches_one_device():
 
 
 @pytest.mark.slow  # the library-level step test covers mirrored; keeps the default run short
-def test_search_enas_mirrored_runs_to_the_end_and_retrains(tmp_path):
+def test_search_enas_mirrored_runs_to_the_end(tmp_path):
+    """The search under mirrored (the retrain under a strategy: the multi-worker test below)."""
     model_dir = tmp_path / "run"
     code, out, err = run_main(
         "search_enas.py", f"--model_dir={model_dir}", *SMALL, "--strategy=mirrored", "--num_cpu_devices=2",
-        "--final_epochs=1", "--noexport",
+        "--final_epochs=0",
     )
     assert code == 0, err[-3000:]
     summary = _summary(out)
@@ -89,7 +90,6 @@ def test_search_enas_mirrored_runs_to_the_end_and_retrains(tmp_path):
     epochs = read_jsonl(model_dir / "epochs.jsonl")
     assert [e["steps"] for e in epochs] == [3, 3]  # global steps of 2 x 16 examples: one arch each
     assert len(read_jsonl(model_dir / "history.jsonl")) == ROWS
-    assert 0.0 <= summary["final"]["test_accuracy"] <= 1.0  # the retrain ran under the strategy
 
 
 def _multi_worker_args(model_dir, *extra):

@@ -60,7 +60,7 @@ def test_rnn_supernet_weight_selections_compute_the_same_function():
 @pytest.mark.slow
 def test_micro_supernet_masked_cell_output_uses_the_op_and_matches_the_fallback():
     _compiled_ops_or_skip()
-    space = EnasMicroSpace(num_nodes=3)
+    space = EnasMicroSpace(num_nodes=2)
     net = EnasMicroSupernet(space, 10, filters=4, num_cells=1)
     net.build((None, 8, 8, 1))
     x = tf.constant(np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32))

@@ -106,15 +106,20 @@ def test_train_final_trains_resumes_and_exports(tmp_path):
     assert "(2, 10)" in served.stdout
 
 
-@pytest.mark.slow
 def test_train_final_trains_an_enas_macro_arch(tmp_path):
-    """Every space the searches write trains with train_final.py (the named ENAS macro arch here)."""
-    code, out, err = run_main("train_final.py", "--arch=enas_macro", f"--model_dir={tmp_path}", "--epochs=1",
+    """Every space the searches write trains with train_final.py (an ENAS macro arch of 3 layers here)."""
+    arch = {"space": "enas_macro", "layers": [{"op": "max_pool_3x3", "skips": []}, {"op": "sep_conv_5x5", "skips": [0]},
+                                              {"op": "conv_3x3", "skips": [0, 1]}], "reduce_after": [1]}
+    arch_file = tmp_path / "macro.json"
+    arch_file.write_text(json.dumps(arch))
+    model_dir = tmp_path / "final"
+    code, out, err = run_main("train_final.py", f"--arch={arch_file}", f"--model_dir={model_dir}", "--epochs=1",
                               "--batch_size=256", "--noexport")
     assert code == 0, err[-3000:]
     summary = json.loads(out[out.index("{") :])
-    assert summary["test_accuracy"] > 0.0 and summary["params"] > 100_000
-    assert json.load(open(tmp_path / "arch.json"))["space"] == "enas_macro"
+    assert summary["test_accuracy"] > 0.0 and summary["params"] > 0
+    written = json.load(open(model_dir / "arch.json"))
+    assert written["space"] == "enas_macro" and written["layers"] == arch["layers"]
 
 
 def test_search_nas_on_the_nb201_table_resumes_to_the_uninterrupted_search(tmp_path):

@@ -175,7 +175,10 @@ def test_multi_worker_killed_and_resumed_matches_one_device_and_only_the_chief_w
     # (Every worker checks that it could write --model_dir: a probe directory made and removed at once.)
     assert not [line for line in other if run_dir in line and ".nas_tf_probe." not in line]
     made = [line for line in other if line.startswith("os.mkdir") and "nas_tf_worker1_checkpoint_" in line]
-    assert len(made) == 3  # one per epoch, over both runs
+    # One per epoch saved, over both runs: the resumed run saves epochs killed_after+1..3, the killed one saved
+    # every epoch before killed_after and may or may not have saved epoch killed_after itself (the kill comes
+    # as soon as the chief has, and the other worker may still be on its way).
+    assert 2 <= len(made) <= 3, made
     assert {name for name in os.listdir(scratch) if name.startswith("nas_tf_worker")} <= left_by_the_kill
     # The saved model is the trained one (a plain copy of the distributed model).
     import keras
