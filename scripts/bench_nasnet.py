@@ -40,7 +40,7 @@ flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.dirname(os.pa
 flags.DEFINE_string("work_dir", None, "Where the searches go (default: a temporary directory).")
 flags.DEFINE_bool(
     "tiny", False,
-    "Smoke run: NASNets of 1 cell at 64 px against Keras' NASNet builder, a 2-block controller, 2 children per search.",
+    "Smoke run: NASNets of 1 cell at 64 px against Keras' NASNet builder, 1-block cells, 1 child per search.",
 )
 FLAGS = flags.FLAGS
 
@@ -117,7 +117,7 @@ def controller_table(repeats):
     from nas_tf.controller import PPO, Reinforce, controller_for
     from nas_tf.spaces import NASNetSpace
 
-    space = NASNetSpace(num_blocks=2) if FLAGS.tiny else NASNetSpace()
+    space = NASNetSpace(num_blocks=1) if FLAGS.tiny else NASNetSpace()
     archs = 4 if FLAGS.tiny else 20
     rows = []
     rewards = np.linspace(0.1, 0.9, archs)
@@ -150,7 +150,7 @@ def search_table(work_dir):
     from nas_tf.training import SGDConfig
 
     data = load_digits()
-    space = NASNetSpace(num_blocks=2) if FLAGS.tiny else NASNetSpace()
+    space = NASNetSpace(num_blocks=1) if FLAGS.tiny else NASNetSpace()
     child = ImageChildConfig(epochs=FLAGS.child_epochs, optimizer=SGDConfig(schedule="cosine"), reward_window=1, reward_exponent=1.0,
                              steps_per_epoch=4 if FLAGS.tiny else 0,
                              builder_options=dict(num_cells=1, num_conv_filters=4 if FLAGS.tiny else 8))

@@ -18,7 +18,7 @@ CASES = {
         ["--num_architectures=2", "--archs_per_step=1", "--child_epochs=1", "--start_depth=1"], ["search"],
     ),
     "bench_cells.py": (["--units=8", "--steps=3", "--repeats=1", "--noxla"], ["cells"]),
-    "bench_controller.py": (["--layers=3", "--samples=20", "--steps=2", "--archs=4"], ["controller"]),
+    "bench_controller.py": (["--layers=2", "--samples=10", "--steps=1", "--archs=2"], ["controller"]),
     "bench_distributed.py": (["--controller_depths=1", "--controller_batches=2", "--tables=controller"], ["distributed"]),
 }
 # Every table of the scripts whose full tiny run takes a minute or more (the slow suite).

@@ -69,6 +69,7 @@ def test_default_export_is_portable_and_loads_without_nas_tf(exported):
     assert float(out.stdout.split("max_diff ")[1].split()[0]) < 1e-5
 
 
+@pytest.mark.slow  # an export option; the default portable export is tested above in the default run
 def test_export_can_keep_the_custom_ops_and_then_needs_nas_tf(exported):
     root, _, custom, _ = exported
     assert b"NasTfPaddedConcat" in _graph_ops(custom)

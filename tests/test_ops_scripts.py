@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import run_script
+from conftest import run_main, run_script
 
 
 def _require_library():
@@ -19,8 +19,8 @@ def _require_library():
 def test_bench_ops_quick_writes_its_section(tmp_path):
     _require_library()
     out_md = tmp_path / "bench.md"
-    out = run_script("bench_ops.py", "--quick", f"--output={out_md}")
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, err = run_main("bench_ops.py", "--quick", f"--output={out_md}")
+    assert code == 0, err[-3000:]
     text = out_md.read_text()
     assert "<!-- begin ops -->" in text and "pad+concat fwd ms" in text and "gather+matmul fwd ms" in text
     assert "GPU**: not measured" in text and "check_cuda_ops.py" in text
@@ -48,12 +48,12 @@ def test_check_cuda_ops_harness_runs_on_the_cpu_kernels(tmp_path):
 
 @pytest.mark.slow
 def test_bench_enas_writes_trace_and_step_times_with_and_without_the_ops(tmp_path):
-    """The default search's case, one arch, one step (about 2 minutes on 2 cores)."""
+    """The default search's case, one arch, one step, a batch of 16 (in this process)."""
     _require_library()
     out_md = tmp_path / "bench.md"
-    out = run_script("bench_enas.py", "--spaces=micro_digits", "--archs=1", "--steps=1", f"--output={out_md}",
-                     timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, err = run_main("bench_enas.py", "--spaces=micro_digits", "--archs=1", "--steps=1", "--batch_size=16",
+                            f"--output={out_md}")
+    assert code == 0, err[-3000:]
     text = out_md.read_text()
     assert "<!-- begin enas -->" in text and "Command: `python scripts/bench_enas.py --spaces=micro_digits" in text
     rows = [line for line in text.splitlines() if line.startswith("| micro_digits | switch |")]

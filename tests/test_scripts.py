@@ -80,14 +80,14 @@ def test_train_final_trains_resumes_and_exports(tmp_path):
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(ARCH_JSON))
     model_dir = tmp_path / "final"
-    out = run_script("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=2", "--batch_size=64")
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout[out.stdout.index("{") :])
+    code, out, err = run_main("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=2", "--batch_size=64")
+    assert code == 0, err[-3000:]
+    summary = json.loads(out[out.index("{") :])
     assert 0.3 < summary["test_accuracy"] <= 1.0
     with open(model_dir / "metrics.json") as f:
         metrics = json.load(f)
     assert metrics["epochs_done"] == 2 and len(metrics["history"]["val_accuracy"]) == 2
-    assert "epoch 2/2" in out.stderr
+    assert "epoch 2/2" in err
     _check_training_curves(model_dir, metrics["history"])
     # Resume: asking for more epochs continues from the checkpoint of epoch 2.
     code, _, err = run_main("train_final.py", f"--arch={arch}", f"--model_dir={model_dir}", "--epochs=3", "--batch_size=64", "--noexport")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import nas_tf
-from conftest import run_main, run_script
+from conftest import run_main
 from nas_tf.utils import read_jsonl
 
 # Tiny children: 1 normal cell per stage, 4 filters, 2 blocks per cell, 4 steps.
@@ -29,13 +29,15 @@ def _summary(stdout):
 def test_search_nasnet_end_to_end(tmp_path):
     model_dir = str(tmp_path / "run")
     # Children over 16,000 parameters fail (two of these four, about 9k to 21k parameters).
-    out = run_script("search_nasnet.py", f"--model_dir={model_dir}", "--num_architectures=4", "--max_child_params=16000", *TINY)
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = _summary(out.stdout)
+    code, out, err = run_main(
+        "search_nasnet.py", f"--model_dir={model_dir}", "--num_architectures=4", "--max_child_params=16000", *TINY
+    )
+    assert code == 0, err[-3000:]
+    summary = _summary(out)
     assert summary["children"] == 4 and summary["steps"] == 2
     # Children and steps are numbered as in history.jsonl (from 0), with the progress and the arch.
-    assert "child 0 (1/4, ETA" in out.stderr and "step 1 done (4/4 children)" in out.stderr
-    assert "Outputs in" in out.stderr and "python scripts/train_final.py --arch=" in out.stderr
+    assert "child 0 (1/4, ETA" in err and "step 1 done (4/4 children)" in err
+    assert "Outputs in" in err and "python scripts/train_final.py --arch=" in err
     for name in ("history.jsonl", "best_arch.json", "best.json", "flags.json", "search_config.json", "checkpoints", "tensorboard"):
         assert os.path.exists(os.path.join(model_dir, name)), name
     with open(os.path.join(model_dir, "search_config.json")) as f:
@@ -60,7 +62,7 @@ def test_search_nasnet_end_to_end(tmp_path):
         else:
             assert r["params"] <= 16000
             assert r["reward"] == pytest.approx(r["metrics"]["val_accuracies"][-1], abs=1e-6)  # final accuracy
-    assert "FAILED (too_large" in out.stderr
+    assert "FAILED (too_large" in err
     best = nas_tf.load_arch(os.path.join(model_dir, "best_arch.json"))
     assert best.space == "nasnet" and best.normal.num_blocks == 2
     with open(os.path.join(model_dir, "best.json")) as f:

@@ -192,6 +192,7 @@ def test_multi_worker_killed_and_resumed_matches_one_device_and_only_the_chief_w
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # the library-level mirrored test (test_distribute.py) stays in the default run
 def test_language_model_under_mirrored_matches_one_device(tmp_path):
     common = ["--arch=nascell", "--lm_units=16", "--epochs=2", "--lm_output_dropout=0", "--noexport"]
     code, one, err = run_main(
