@@ -24,7 +24,6 @@ section of docs/benchmarks.md. A report, not a test.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -165,11 +164,8 @@ def main(argv):
                 print(rows[-1], flush=True)
     headers = ["case", "op selection", "nas_tf ops", "custom ops in graph", "child params", "static child ms",
                "supernet ms", "supernet / child", "trace s", "first call s", "traces"]
-    command = " ".join(["python", "scripts/bench_enas.py"] + sys.argv[1:])
     cases = "; ".join(descriptions)
     text = f"""## ENAS supernet step vs static child (`scripts/bench_enas.py`)
-
-Command: `{command}`
 
 One shared-weights SGD step (forward, backward, weight decay, gradient clip 5, Nesterov
 update) on a batch of {FLAGS.batch_size} random inputs (timing only), median of {FLAGS.steps} steps after 3

@@ -22,7 +22,6 @@ into the ``enas_rnn`` section of docs/benchmarks.md. A report, not a test.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -146,10 +145,7 @@ def main(argv):
     for label, *_ in SUPERNETS:
         headers += [f"{label} ms", f"{label} / child"]
     first_rows = [[label, f"{t:.1f}", n] for (label, *_), t, n in zip(SUPERNETS, first, traces)]
-    command = " ".join(["python", "scripts/bench_enas_rnn.py"] + sys.argv[1:])
     text = f"""## ENAS recurrent supernet step vs static child (`scripts/bench_enas_rnn.py`)
-
-Command: `{command}`
 
 One truncated-BPTT SGD step (forward, backward, clipped update) of a 1-layer LM with tied
 weights, {FLAGS.units} units, vocabulary {FLAGS.vocab_size}, a [{FLAGS.batch_size}, {FLAGS.bptt}] window of

@@ -17,7 +17,6 @@ report, not a test.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -180,10 +179,7 @@ def main(argv):
          "gather+matmul bwd ms", "op bwd ms", "bwd speed-up"], gather_rows)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    command = " ".join(["python", "scripts/bench_ops.py"] + sys.argv[1:])
     text = f"""## Custom ops vs TensorFlow composites, CPU (`scripts/bench_ops.py`)
-
-Command: `{command}`
 
 {machine_description()}; {threads} intra-op threads; CPU gather-matmul tiles: {cpu_path};
 load average at the end of the run {load} (other jobs shared the cores).

@@ -55,7 +55,7 @@ def test_bench_enas_writes_trace_and_step_times_with_and_without_the_ops(tmp_pat
                             f"--output={out_md}")
     assert code == 0, err[-3000:]
     text = out_md.read_text()
-    assert "<!-- begin enas -->" in text and "Command: `python scripts/bench_enas.py --spaces=micro_digits" in text
+    assert "<!-- begin enas -->" in text and "Produced by: `python scripts/bench_enas.py --spaces=micro_digits" in text
     rows = [line for line in text.splitlines() if line.startswith("| micro_digits | switch |")]
     assert len(rows) == 2 and "| compiled | NasTfPaddedConcat" in rows[0] and "| fallback | none |" in rows[1]
     assert all(line.rstrip(" |").endswith("| 1") for line in rows)  # one trace each
