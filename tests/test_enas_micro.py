@@ -43,18 +43,31 @@ def test_micro_supernet_equals_the_nasnet_child(op_selection):
     keras.utils.set_random_seed(0)
     net = EnasMicroSupernet(SPACE, 10, filters=6, num_cells=1, op_selection=op_selection)
     net.build((None, 8, 8, 1))
-    x = np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    x = tf.constant(np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(3).normal(size=(4, 10)).astype(np.float32))
+
+    def outputs_and_input_gradient(model, *args):
+        # The input gradient goes through every op of the arch (the max pools' own gradient included).
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = model(x, *args, training=True)
+            score = tf.reduce_sum(logits * weights)
+        return logits, tape.gradient(score, x)
+
     forward = tf.function(
-        lambda images, arch: net(images, arch, training=False),
-        input_signature=[tf.TensorSpec((None, 8, 8, 1)), tf.TensorSpec((SPACE.decisions.num_tokens,), tf.int32)],
+        lambda arch: outputs_and_input_gradient(net, arch),
+        input_signature=[tf.TensorSpec((SPACE.decisions.num_tokens,), tf.int32)],
     )
     archs = [nas_tf.load_arch("enas_micro")] + [SPACE.from_tokens(t) for t in SPACE.decisions.random_tokens(np.random.default_rng(2), 2)]
+    assert any("max_pool_3x3" in b.ops for a in archs for b in a.normal.blocks + a.reduction.blocks)
     outputs = []
     for arch in archs:
         child = build_enas_micro_child(arch, (8, 8, 1), 10, filters=6, num_cells=1)
         net.copy_to_child(arch, child)
-        got = forward(x, SPACE.to_tokens(arch))
-        np.testing.assert_allclose(got, child(x, training=True), atol=1e-4)
+        got, got_gradient = forward(SPACE.to_tokens(arch))
+        want, want_gradient = outputs_and_input_gradient(child)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        np.testing.assert_allclose(got_gradient, want_gradient, atol=1e-4)
         outputs.append(np.asarray(got))
     # The archs compute different functions (the test could fail), all through one trace.
     assert np.abs(outputs[0] - outputs[1]).max() > 1e-3
