@@ -34,6 +34,7 @@ _installed = {"done": False}
 # Every class nas_tf registers for Keras serialisation, and its module
 # (tests/test_conformance.py checks this against the registry).
 KERAS_CLASSES = {
+    "BranchMaxPooling2D": "nas_tf.layers.branch_pool",
     "Controller": "nas_tf.controller.policy",
     "EnasRnnCell": "nas_tf.layers.enas_rnn_cell",
     "EnasMacroSupernet": "nas_tf.models.enas_macro",

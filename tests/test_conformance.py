@@ -91,6 +91,7 @@ def _recipes():
         return model, model, [decisions.random_tokens(_rng(4), 3)]
 
     return {
+        "BranchMaxPooling2D": op(layers.BranchMaxPooling2D(3, 1, padding="same")),
         "Controller": controller,
         "EnasMacroSupernet": image_supernet(EnasMacroSupernet, EnasMacroSpace(num_layers=3)),
         "EnasMicroSupernet": image_supernet(EnasMicroSupernet, EnasMicroSpace(num_nodes=2)),

@@ -64,17 +64,32 @@ def macro_supernet():
 
 
 def test_macro_supernet_equals_the_standalone_child(macro_supernet):
-    x = np.random.default_rng(1).normal(size=(6, 8, 8, 1)).astype(np.float32)
+    x = tf.constant(np.random.default_rng(1).normal(size=(6, 8, 8, 1)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(3).normal(size=(6, 10)).astype(np.float32))
+
+    def outputs_and_input_gradient(model, *args):
+        # The input gradient goes through every op of the arch (the max pools' own gradient included).
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = model(x, *args, training=True)
+            score = tf.reduce_sum(logits * weights)
+        return logits, tape.gradient(score, x)
+
     forward = tf.function(
-        lambda images, arch: macro_supernet(images, arch, training=False),
-        input_signature=[tf.TensorSpec((None, 8, 8, 1)), tf.TensorSpec((SMALL_MACRO.decisions.num_tokens,), tf.int32)],
+        lambda arch: outputs_and_input_gradient(macro_supernet, arch),
+        input_signature=[tf.TensorSpec((SMALL_MACRO.decisions.num_tokens,), tf.int32)],
     )
     rng = np.random.default_rng(2)
-    for tokens in SMALL_MACRO.decisions.random_tokens(rng, 4):
+    all_tokens = SMALL_MACRO.decisions.random_tokens(rng, 4)
+    all_tokens[0][SMALL_MACRO.op_offsets()] = SMALL_MACRO.ops.index("max_pool_3x3")  # one arch of max pools
+    for tokens in all_tokens:
         arch = SMALL_MACRO.from_tokens(tokens)
         child = build_enas_macro(arch, (8, 8, 1), 10, filters=8)
         macro_supernet.copy_to_child(arch, child)
-        np.testing.assert_allclose(forward(x, tokens), child(x, training=True), atol=1e-5)
+        got, got_gradient = forward(tokens)
+        want, want_gradient = outputs_and_input_gradient(child)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(got_gradient, want_gradient, atol=1e-4)
     # Every architecture ran through one trace.
     assert forward.experimental_get_tracing_count() == 1
 

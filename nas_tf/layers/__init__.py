@@ -1,5 +1,6 @@
 """Keras 3 layers of nas_tf (all registered for serialisation)."""
 
+from nas_tf.layers.branch_pool import BranchMaxPooling2D, branch_max_pool
 from nas_tf.layers.cell_ops import (
     CellOpLayer,
     FactorizedConv,
@@ -18,6 +19,7 @@ from nas_tf.layers.padded_concat import PaddedConcat, padded_concat_reference
 from nas_tf.layers.tree_cell import TreeCell, evaluate_tree
 
 __all__ = [
+    "BranchMaxPooling2D",
     "CellOpLayer",
     "EnasRnnCell",
     "FactorizedConv",
@@ -32,6 +34,7 @@ __all__ = [
     "SeparableConvStack",
     "TreeCell",
     "attach_training_progress",
+    "branch_max_pool",
     "cell_op",
     "drop_path_keep_prob",
     "drop_path_layers",

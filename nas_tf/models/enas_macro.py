@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from nas_tf.layers.branch_pool import BranchMaxPooling2D
 from nas_tf.layers.cell_ops import FactorizedReduction
 from nas_tf.models.registry import from_space_config, register_image_builder
 from nas_tf.spaces.enas_macro import EnasMacroArch, EnasMacroSpace
@@ -35,13 +36,18 @@ def _bn(name: str, momentum: float, epsilon: float) -> keras.layers.BatchNormali
 
 
 def macro_branch(
-    op: str, filters: int, name: str, *, regularizer=None, momentum: float = 0.9, epsilon: float = 1e-5
+    op: str, filters: int, name: str, *, regularizer=None, momentum: float = 0.9, epsilon: float = 1e-5,
+    in_branch: bool = False,
 ) -> keras.Sequential:
     """One candidate operation of a macro layer (the authors' branch layout).
 
     conv k x k:     1x1 conv + BN + ReLU, then k x k conv + BN + ReLU
     sep conv k x k: 1x1 conv + BN + ReLU, then separable k x k conv + BN + ReLU
     pool 3x3:       1x1 conv + BN + ReLU, then 3x3 pooling (stride 1)
+
+    ``in_branch``: the branch runs inside ``tf.switch_case`` (the supernet),
+    so max pooling is :class:`~nas_tf.layers.branch_pool.BranchMaxPooling2D`
+    (the same outputs, a gradient that stays fast there).
     """
     conv = dict(padding="same", use_bias=False, kernel_initializer="he_normal", kernel_regularizer=regularizer)
     layers = [
@@ -70,7 +76,8 @@ def macro_branch(
     elif kind == "avg_pool":
         layers += [keras.layers.AveragePooling2D(k, 1, padding="same", name=f"{name}_pool")]
     elif kind == "max_pool":
-        layers += [keras.layers.MaxPooling2D(k, 1, padding="same", name=f"{name}_pool")]
+        pool = BranchMaxPooling2D if in_branch else keras.layers.MaxPooling2D
+        layers += [pool(k, 1, padding="same", name=f"{name}_pool")]
     else:  # pragma: no cover - the space validates op names
         raise ValueError(f"unknown macro op {op!r}")
     if kind in ("conv", "sep_conv"):
@@ -222,7 +229,7 @@ class EnasMacroSupernet(keras.Model):
         self.branches = [
             [
                 macro_branch(op, _channels(filters, space.reduce_after, k), f"layer{k}_{op}", regularizer=reg,
-                             momentum=batch_norm_momentum, epsilon=batch_norm_epsilon)
+                             momentum=batch_norm_momentum, epsilon=batch_norm_epsilon, in_branch=op_selection == "switch")
                 for op in space.ops
             ]
             for k in range(space.num_layers)

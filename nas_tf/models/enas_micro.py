@@ -59,6 +59,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nas_tf.layers.branch_pool import branch_max_pool
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN
 from nas_tf.models.nasnet import build_nasnet
 from nas_tf.models.registry import from_space_config
@@ -243,32 +244,6 @@ def _reduce_identity_forward(x, row, *, size, strides, epsilon):
     return _bn_train(x, gamma, beta, epsilon)
 
 
-def _max_pool_3x3(x, strides: int):
-    """3x3 SAME max pool whose gradient recomputes the pool next to its gradient op.
-
-    Inside a branch of the node function the forward pool and its gradient
-    land in different graph functions, and TensorFlow's CPU gradient kernel
-    then runs without the forward op's workspace: five times slower than the
-    pair in one graph (and ``max_pool_with_argmax`` is slower still, in the
-    forward pass). Recomputing the pool in the gradient graph costs one cheap
-    forward pool and gives the fast pair back; the values are the same.
-    """
-
-    @tf.custom_gradient
-    def pool(x):
-        def grad(dy):
-            again = tf.nn.max_pool2d(x, 3, strides, "SAME")
-            return tf.raw_ops.MaxPoolGrad(
-                orig_input=x, orig_output=again, grad=dy, ksize=[1, 3, 3, 1], strides=[1, strides, strides, 1], padding="SAME"
-            )
-
-        return tf.nn.max_pool2d(x, 3, strides, "SAME"), grad
-
-    # The identity makes ``x`` a tensor of the current (branch) graph, which
-    # the gradient function may then capture.
-    return pool(tf.identity(x))
-
-
 def _run_op(op, x, rows, strides, epsilon):
     """One candidate op on ``x`` with its weights ``rows[op]`` (a bank row)."""
     if op in _SEP_SIZES:
@@ -276,7 +251,7 @@ def _run_op(op, x, rows, strides, epsilon):
     if op == "avg_pool_3x3":
         return tf.nn.avg_pool2d(x, 3, strides, "SAME")
     if op == "max_pool_3x3":
-        return _max_pool_3x3(x, strides)
+        return branch_max_pool(x, 3, strides)
     if op == "identity":
         if strides == 1:
             return tf.identity(x)
