@@ -169,7 +169,7 @@ def main(argv):
 
 One shared-weights SGD step (forward, backward, weight decay, gradient clip 5, Nesterov
 update) on a batch of {FLAGS.batch_size} random inputs (timing only), median of {FLAGS.steps} steps after 3
-warm-up steps, child and supernets timed in turn, {FLAGS.archs} sampled architectures per case.
+warm-up steps, child and supernets timed in turn, {FLAGS.archs} sampled architecture{'s' if FLAGS.archs != 1 else ''} per case.
 Cases: {cases} (micro_digits is the default `python scripts/search_enas.py`). The arch is an
 int tensor: "switch" runs only the chosen op, "merged" (micro) runs one separable conv with
 the chosen op's weights plus the pools, "all" runs every candidate and selects one output
