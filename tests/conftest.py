@@ -142,6 +142,21 @@ def call_main(name, *args):
         script["main"](argv[:1])
 
 
+def outputs_and_input_gradient(model, x, weights, *args):
+    """`model(x, *args)` in training mode and the gradient of `sum(logits * weights)` with respect to `x`.
+
+    The input gradient goes through every op of the arch (the max pools' own gradient included), so the
+    supernet-equals-child tests compare the backward pass too.
+    """
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = model(x, *args, training=True)
+        score = tf.reduce_sum(logits * weights)
+    return logits, tape.gradient(score, x)
+
+
 def run_main(name, *args):
     """Runs scripts/<name> in this process with ``args``; returns ``(exit code, stdout, stderr)``.
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import nas_tf
+from conftest import outputs_and_input_gradient
 from nas_tf.controller import Reinforce, controller_for
 from nas_tf.models.enas_macro import EnasMacroSupernet, build_enas_macro
 from nas_tf.spaces import ArchError, DecisionList, Skip
@@ -67,16 +68,8 @@ def test_macro_supernet_equals_the_standalone_child(macro_supernet):
     x = tf.constant(np.random.default_rng(1).normal(size=(6, 8, 8, 1)).astype(np.float32))
     weights = tf.constant(np.random.default_rng(3).normal(size=(6, 10)).astype(np.float32))
 
-    def outputs_and_input_gradient(model, *args):
-        # The input gradient goes through every op of the arch (the max pools' own gradient included).
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = model(x, *args, training=True)
-            score = tf.reduce_sum(logits * weights)
-        return logits, tape.gradient(score, x)
-
     forward = tf.function(
-        lambda arch: outputs_and_input_gradient(macro_supernet, arch),
+        lambda arch: outputs_and_input_gradient(macro_supernet, x, weights, arch),
         input_signature=[tf.TensorSpec((SMALL_MACRO.decisions.num_tokens,), tf.int32)],
     )
     rng = np.random.default_rng(2)
@@ -87,7 +80,7 @@ def test_macro_supernet_equals_the_standalone_child(macro_supernet):
         child = build_enas_macro(arch, (8, 8, 1), 10, filters=8)
         macro_supernet.copy_to_child(arch, child)
         got, got_gradient = forward(tokens)
-        want, want_gradient = outputs_and_input_gradient(child)
+        want, want_gradient = outputs_and_input_gradient(child, x, weights)
         np.testing.assert_allclose(got, want, atol=1e-5)
         np.testing.assert_allclose(got_gradient, want_gradient, atol=1e-4)
     # Every architecture ran through one trace.

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import nas_tf
+from conftest import outputs_and_input_gradient
 from nas_tf.models.enas_micro import EnasMicroSupernet, build_enas_micro_child
 from nas_tf.spaces.enas_micro import ENAS_MICRO_NORMAL_ARC, EnasMicroSpace, micro_arch_from_arc
 from nas_tf.spaces.nasnet import NASNetArch
@@ -46,16 +47,8 @@ def test_micro_supernet_equals_the_nasnet_child(op_selection):
     x = tf.constant(np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype(np.float32))
     weights = tf.constant(np.random.default_rng(3).normal(size=(4, 10)).astype(np.float32))
 
-    def outputs_and_input_gradient(model, *args):
-        # The input gradient goes through every op of the arch (the max pools' own gradient included).
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = model(x, *args, training=True)
-            score = tf.reduce_sum(logits * weights)
-        return logits, tape.gradient(score, x)
-
     forward = tf.function(
-        lambda arch: outputs_and_input_gradient(net, arch),
+        lambda arch: outputs_and_input_gradient(net, x, weights, arch),
         input_signature=[tf.TensorSpec((SPACE.decisions.num_tokens,), tf.int32)],
     )
     archs = [nas_tf.load_arch("enas_micro")] + [SPACE.from_tokens(t) for t in SPACE.decisions.random_tokens(np.random.default_rng(2), 2)]
@@ -65,7 +58,7 @@ def test_micro_supernet_equals_the_nasnet_child(op_selection):
         child = build_enas_micro_child(arch, (8, 8, 1), 10, filters=6, num_cells=1)
         net.copy_to_child(arch, child)
         got, got_gradient = forward(SPACE.to_tokens(arch))
-        want, want_gradient = outputs_and_input_gradient(child)
+        want, want_gradient = outputs_and_input_gradient(child, x, weights)
         np.testing.assert_allclose(got, want, atol=1e-4)
         np.testing.assert_allclose(got_gradient, want_gradient, atol=1e-4)
         outputs.append(np.asarray(got))
