@@ -462,3 +462,21 @@ def test_keras_layer_uses_the_op_and_opts_out_of_xla(lib):
     model.compile("sgd", "mse", jit_compile=True)  # Keras turns XLA off for this model
     hist = model.fit([tf.ones([8, 8, 8, 2]), tf.ones([8, 4, 4, 3])], tf.zeros([8, 2]), epochs=2, verbose=0)
     assert np.isfinite(hist.history["loss"]).all()
+
+
+def test_padded_concat_takes_tf_concat_when_there_is_nothing_to_pad(lib):
+    same = _inputs([(2, 4, 4, 3), (2, 4, 4, 5)], tf.float32)
+    padded = _inputs([(2, 4, 4, 3), (2, 2, 2, 5)], tf.float32)
+
+    def op_types(fn, xs):
+        return {o.type for o in tf.function(fn).get_concrete_function(*xs).graph.get_operations()}
+
+    # One static size and no mask: one copy per input whichever runs, so tf.concat.
+    assert "NasTfPaddedConcat" not in op_types(lambda *x: O.padded_concat(list(x)), same)
+    np.testing.assert_array_equal(O.padded_concat(same), tf.concat(same, axis=-1))
+    # A mask, padding, or a size unknown at trace time: the op.
+    assert "NasTfPaddedConcat" in op_types(lambda *x: O.padded_concat(list(x), [True, False]), same)
+    assert "NasTfPaddedConcat" in op_types(lambda *x: O.padded_concat(list(x)), padded)
+    dynamic = tf.function(lambda *x: O.padded_concat(list(x)))
+    spec = [tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None, None, None, 5])]
+    assert "NasTfPaddedConcat" in {o.type for o in dynamic.get_concrete_function(*spec).graph.get_operations()}

@@ -8,6 +8,10 @@ connections chosen at run time need no retracing.
 
 The compiled op (``NasTfPaddedConcat``) writes every output element once; the
 fallback is ``tf.where`` + ``tf.pad`` + ``tf.concat`` with the same results.
+Inputs of one static height and width with no mask have nothing to pad or zero:
+both are then one copy per input (``scripts/bench_ops.py`` measures them equal,
+docs/benchmarks.md), so :func:`padded_concat` uses ``tf.concat`` there and the op
+where it saves work (padding, a mask).
 Gradient: each input gets its slice of the upstream gradient; masked-off inputs
 get zeros.
 """
@@ -45,6 +49,12 @@ def _prepare(inputs: Sequence, mask) -> tuple[list[tf.Tensor], tf.Tensor | None]
     return tensors, mask
 
 
+def _one_static_size(tensors: list[tf.Tensor]) -> bool:
+    """Whether every input has the same height and width, known at trace time."""
+    sizes = {tuple(x.shape[1:3]) for x in tensors}
+    return len(sizes) == 1 and None not in next(iter(sizes))
+
+
 def padded_concat_fallback(inputs: Sequence, mask=None) -> tf.Tensor:
     """Pure-TensorFlow ``padded_concat`` (XLA-compatible, same results as the op).
 
@@ -80,7 +90,9 @@ def padded_concat(inputs: Sequence, mask=None, name: str | None = None) -> tf.Te
     """Zero-pads NHWC tensors to the largest H and W (bottom/right), concatenates channels.
 
     Uses the compiled ``NasTfPaddedConcat`` op when it is loaded and allowed
-    (see :mod:`nas_tf.ops`), else :func:`padded_concat_fallback`.
+    (see :mod:`nas_tf.ops`), else :func:`padded_concat_fallback`; with no
+    ``mask`` and inputs of one static height and width (nothing to pad), a
+    plain ``tf.concat``.
 
     Args:
         inputs: list of ``[B, H_i, W_i, C_i]`` tensors (same dtype and batch).
@@ -98,6 +110,8 @@ def padded_concat(inputs: Sequence, mask=None, name: str | None = None) -> tf.Te
     TensorShape([2, 4, 4, 8])
     """
     tensors, mask = _prepare(inputs, mask)
+    if mask is None and _one_static_size(tensors):
+        return padded_concat_fallback(tensors)  # a plain concat: nothing for the op to save
     if tensors[0].dtype in OP_DTYPES and _loader.use_custom_ops():
         if mask is None:
             mask = tf.ones([len(tensors)], tf.bool)
