@@ -52,6 +52,9 @@ def test_micro_supernet_equals_the_nasnet_child(op_selection):
         input_signature=[tf.TensorSpec((SPACE.decisions.num_tokens,), tf.int32)],
     )
     archs = [nas_tf.load_arch("enas_micro")] + [SPACE.from_tokens(t) for t in SPACE.decisions.random_tokens(np.random.default_rng(2), 2)]
+    # An arch whose reduction cell leaves a cell input unused: it is in the output, factorized-reduced.
+    candidates = (SPACE.from_tokens(t) for t in SPACE.decisions.random_tokens(np.random.default_rng(4), 200))
+    archs.append(next(a for a in candidates if {0, 1} & set(a.reduction.concat)))
     assert any("max_pool_3x3" in b.ops for a in archs for b in a.normal.blocks + a.reduction.blocks)
     outputs = []
     for arch in archs:

@@ -585,7 +585,10 @@ class EnasMicroSupernet(keras.Model):
         return not (p.prev_larger or p.prev_src < 0 or not self._may_match(p))
 
     def control_flow_layers(self) -> list[keras.layers.Layer]:
-        """The Keras layers called inside ``tf.cond`` / ``tf.switch_case`` (some h_{i-1} adjustments).
+        """The Keras layers called inside ``tf.cond`` / ``tf.switch_case``.
+
+        Some h_{i-1} adjustments, and the reduction cells' factorized
+        reductions of their inputs (run only for an input in the cell output).
 
         Their batch norm cannot use cross-replica statistics under a
         ``tf.distribute`` strategy (TensorFlow's cross-replica all-reduce
@@ -594,7 +597,23 @@ class EnasMicroSupernet(keras.Model):
         norm of the chosen ops (separable convs, the reduction identity) is
         computed in place from the current batch and is always per replica.
         """
-        return [self.prev_adjust[p.name] for p in self.positions if self._adjust_in_cond(p)]
+        layers = [self.prev_adjust[p.name] for p in self.positions if self._adjust_in_cond(p)]
+        return layers + [fr for p in self.positions if p.kind == "reduction" for fr in self.state_reductions[p.name]]
+
+    def _reduced_state(self, p, i, state, unused):
+        """Cell input ``i`` of reduction position ``p`` as the cell output holds it.
+
+        Only an unused input is in the output (halved by a factorized
+        reduction); a used one is masked off there, so a ``tf.cond`` skips its
+        reduction and passes a tiny stand-in (the masked concat pads it and
+        writes zeros).
+        """
+        reduce = self.state_reductions[p.name][i]
+        return tf.cond(
+            unused,
+            lambda: reduce(state, training=True),
+            lambda: tf.zeros([tf.shape(state)[0], 1, 1, p.filters], state.dtype),
+        )
 
     def _compact(self, full, mask, width, channels):
         """The unused states of a full-width cell output, concatenated (the child's layout)."""
@@ -643,11 +662,13 @@ class EnasMicroSupernet(keras.Model):
                 parts = [self._node_input(p, states, rows[2 * b + k], inputs[2 * b + k], op_ids[2 * b + k]) for k in range(2)]
                 states.append(parts[0] + parts[1])
             if p.kind == "reduction":
-                states[0] = self.state_reductions[p.name][0](states[0], training=True)
-                states[1] = self.state_reductions[p.name][1](states[1], training=True)
+                for i in range(2):
+                    states[i] = self._reduced_state(p, i, states[i], masks[p.kind][i] > 0)
             # The unused states (mask 1) in place, the others zeros: one masked
             # concat (nas_tf.ops.padded_concat, its own gradient op).
-            outputs[p.index] = padded_concat(states, masks[p.kind] > 0)
+            out = padded_concat(states, masks[p.kind] > 0)
+            out.set_shape(states[-1].shape[:3].concatenate([self._width(p.index)]))
+            outputs[p.index] = out
         x = tf.reduce_mean(tf.nn.relu(outputs[self.positions[-1].index]), axis=[1, 2])
         if self.drop is not None:
             x = self.drop(x, training=training)
