@@ -21,14 +21,16 @@ search's train step.
 
 **Op selection** (``op_selection``):
 
-* ``"switch"`` (default): only the chosen op runs. A node input is one call
-  of a graph function per cell kind and filter count (:class:`_NodeOps`):
-  a ``tf.switch_case`` routes the chosen state (no copy, and its gradient
-  reaches that state only), a second runs the chosen op. The function is
-  traced and differentiated once per (kind, filters) instead of once per
-  node and slot, and never inlined, so the first train step of the default
-  search takes seconds of tracing and graph optimisation instead of minutes
-  (``scripts/bench_enas.py`` measures both, docs/benchmarks.md).
+* ``"switch"`` (default): only the chosen op runs. A cell's states are kept
+  in a ``TensorList`` (:class:`_StateList`), and a node input reads the chosen
+  one by its index (no copy, and the gradient reaches that state only, with
+  no zeros for the others), then calls a graph function per cell kind and
+  filter count (:class:`_NodeOps`) whose ``tf.switch_case`` runs the chosen
+  op. The function is traced and differentiated once per (kind, filters)
+  instead of once per node and slot, and never inlined, so the first train
+  step of the default search takes seconds of tracing and graph optimisation
+  instead of minutes (``scripts/bench_enas.py`` measures both,
+  docs/benchmarks.md).
 * ``"merged"``: the separable convs share one code path whose weights are
   those of the chosen op (a 3x3 depthwise kernel zero-padded to 5x5 gives the
   same SAME-padded result), so one separable conv runs whatever the choice;
@@ -264,43 +266,71 @@ def _weighted_ops(ops, kind) -> list[str]:
     return [op for op in _SEP_SIZES if op in ops] + (["identity"] if kind == "reduction" and "identity" in ops else [])
 
 
-class _NodeOps:
-    """A node input as one graph function per cell position: pick the input, run the chosen op.
+class _StateList:
+    """A cell's states in a ``TensorList``, read by a run-time index.
 
-    ``fn(idx, op_id, *states, *rows)``: a ``tf.switch_case`` routes state
-    ``idx`` (no copy; the gradient reaches that state only), a second runs
-    op ``op_id`` with its bank row. A reduction cell runs an op with
-    stride 2 on its inputs (states 0 and 1) and with stride 1 on its nodes.
-    ``states`` are always ``max_inputs`` tensors (tiny dummies past the
-    node's inputs, never picked) and the shapes are left open, so each
-    function is traced once per (cell kind, filters), and it is never
-    inlined into the train step: it is optimised and instantiated once,
-    however many nodes call it. TensorFlow differentiates it once too.
+    ``TensorListGetItem`` returns the stored tensor itself (no copy), and its
+    gradient sets one element of a list gradient, so a state's gradient is
+    the sum over the node inputs that read it, with nothing added for those
+    that did not. (A ``tf.switch_case`` over the states gives every state a
+    node input did not pick a zeros tensor to add: filling and adding them was
+    a quarter of the supernet's extra step time at 32x32.)
+
+    Args:
+        filters: channels of every state (heights and widths may differ).
+        dtype: the states' dtype.
     """
 
-    def __init__(self, ops, epsilon: float, max_inputs: int):
+    def __init__(self, filters: int, dtype):
+        self.filters, self.dtype = filters, dtype
+        self._element_shape = tf.constant([-1, -1, -1, filters], tf.int32)
+        self.handle = tf.raw_ops.EmptyTensorList(
+            element_shape=self._element_shape, max_num_elements=-1, element_dtype=dtype
+        )
+
+    def push(self, state: tf.Tensor) -> None:
+        self.handle = tf.raw_ops.TensorListPushBack(input_handle=self.handle, tensor=state)
+
+    def read(self, index: tf.Tensor) -> tf.Tensor:
+        state = tf.raw_ops.TensorListGetItem(
+            input_handle=self.handle, index=index, element_shape=self._element_shape, element_dtype=self.dtype
+        )
+        state.set_shape([None, None, None, self.filters])
+        return state
+
+
+class _NodeOps:
+    """A node input's op as one graph function per cell kind and filters.
+
+    ``fn(idx, op_id, x, *rows)``: a ``tf.switch_case`` runs op ``op_id`` on
+    ``x`` (state ``idx`` of the cell) with its bank row. A reduction cell runs
+    an op with stride 2 on its inputs (states 0 and 1) and with stride 1 on
+    its nodes. The shapes are left open, so each function is traced once per
+    (cell kind, filters), and it is never inlined into the train step: it is
+    optimised and instantiated once, however many nodes call it. TensorFlow
+    differentiates it once too.
+    """
+
+    def __init__(self, ops, epsilon: float):
         self.ops = tuple(ops)
         self.epsilon = epsilon
-        self.max_inputs = max_inputs
         self._fns = {}
 
     def get(self, kind: str, filters: int):
         key = (kind, filters)
         if key not in self._fns:
             weighted = _weighted_ops(self.ops, kind)
-            n, ops, eps = self.max_inputs, self.ops, self.epsilon
+            ops, eps = self.ops, self.epsilon
 
-            def body(idx, op_id, *tensors):
-                states, rows = tensors[:n], dict(zip(weighted, tensors[n:]))
-                x = tf.switch_case(idx, [lambda s=s: tf.identity(s) for s in states])
-                x.set_shape([None, None, None, filters])
+            def body(idx, op_id, x, *row_list):
+                rows = dict(zip(weighted, row_list))
                 if kind == "normal":
                     return tf.switch_case(op_id, [lambda op=op: _run_op(op, x, rows, 1, eps) for op in ops])
                 # Reduction: ops on the cell inputs (stride 2), then ops on the nodes (stride 1).
                 branches = [lambda op=op, s=s: _run_op(op, x, rows, s, eps) for s in (2, 1) for op in ops]
                 return tf.switch_case(op_id + len(ops) * tf.cast(idx >= 2, tf.int32), branches)
 
-            spec = [tf.TensorSpec([], tf.int32)] * 2 + [tf.TensorSpec([None, None, None, filters])] * n
+            spec = [tf.TensorSpec([], tf.int32)] * 2 + [tf.TensorSpec([None, None, None, filters])]
             spec += [tf.TensorSpec([None])] * len(weighted)
             self._fns[key] = tf.function(
                 body, input_signature=spec, autograph=False, experimental_attributes={"_noinline": True}
@@ -357,7 +387,7 @@ class EnasMicroSupernet(keras.Model):
         self.max_inputs = space.num_nodes + 1  # inputs of the last node
         self._layout = space.token_layout()
         self.regularizer = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
-        self._node_ops = _NodeOps(space.ops, batch_norm_epsilon, space.num_nodes + 1)
+        self._node_ops = _NodeOps(space.ops, batch_norm_epsilon)
         settings = dict(batch_norm_epsilon=batch_norm_epsilon, kernel_regularizer=self.regularizer)
         self.stem_conv = keras.layers.Conv2D(
             3 * filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
@@ -543,16 +573,11 @@ class EnasMicroSupernet(keras.Model):
         return tf.gather(tf.stack([self._op(op, x, rows, strides) for op in self.space.ops]), op_id)
 
     @staticmethod
-    def _dummy(filters):
-        """A stand-in for a state a node cannot read (its inputs are padded to ``max_inputs``)."""
-        return tf.zeros([1, 1, 1, filters])
-
-    @staticmethod
     def _reduced(shape):
         half = [None if d is None else (d + 1) // 2 for d in shape[1:3]]
         return tf.TensorShape([shape[0]] + half + [shape[3]])
 
-    def _node_input(self, p, states, rows, idx, op_id):
+    def _node_input(self, p, states, rows, idx, op_id, state_list):
         # Reduction cell: the cell inputs (states 0, 1) are read with stride 2, the nodes with stride 1.
         if p.kind == "normal":
             groups = [(states, 0, 1)]
@@ -561,9 +586,8 @@ class EnasMicroSupernet(keras.Model):
         else:
             groups = [(states[:2], 0, 2), (states[2:], 2, 1)]
         if self.op_selection == "switch":
-            padded = states + [self._dummy(p.filters)] * (self.max_inputs - len(states))
             weighted = [rows[op] for op in _weighted_ops(self.space.ops, p.kind)]
-            y = self._node_ops.get(p.kind, p.filters)(idx, op_id, *padded, *weighted)
+            y = self._node_ops.get(p.kind, p.filters)(idx, op_id, state_list.read(idx), *weighted)
             y.set_shape(states[-1].shape if p.kind == "normal" or len(states) > 2 else self._reduced(states[0].shape))
             return y
         if len(groups) == 1:
@@ -653,14 +677,23 @@ class EnasMicroSupernet(keras.Model):
                     lambda: adjust(full, training=True),
                 )
             states = [h, prev]
+            state_list = _StateList(f, h.dtype) if self.op_selection == "switch" else None
+            if state_list is not None:
+                state_list.push(h)
+                state_list.push(prev)
             layout = self._layout[p.kind]
             inputs = tf.gather(arch, [node[k] for node in layout for k in range(2)])
             op_ids = tf.unstack(tf.gather(arch, [node[2 + k] for node in layout for k in range(2)]), len(layout) * 2)
             rows = self._position_rows(p, inputs)
             inputs = tf.unstack(inputs, len(layout) * 2)
             for b in range(len(layout)):
-                parts = [self._node_input(p, states, rows[2 * b + k], inputs[2 * b + k], op_ids[2 * b + k]) for k in range(2)]
+                parts = [
+                    self._node_input(p, states, rows[2 * b + k], inputs[2 * b + k], op_ids[2 * b + k], state_list)
+                    for k in range(2)
+                ]
                 states.append(parts[0] + parts[1])
+                if state_list is not None:
+                    state_list.push(states[-1])
             if p.kind == "reduction":
                 for i in range(2):
                     states[i] = self._reduced_state(p, i, states[i], masks[p.kind][i] > 0)
