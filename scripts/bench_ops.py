@@ -43,9 +43,9 @@ CONCAT_CASES = [
     ("32x32x64 + 3x16x16x64", [(32, 32, 64), (16, 16, 64), (16, 16, 64), (16, 16, 64)], None),
     ("16,8,16,8 px, C=36..64", [(16, 16, 36), (8, 8, 48), (16, 16, 56), (8, 8, 64)], None),
     ("4x16x16, C=36..64, no padding", [(16, 16, 36), (16, 16, 48), (16, 16, 56), (16, 16, 64)], None),
-    # The ENAS micro supernet's cell output: all 7 states, the used ones masked off.
-    ("ENAS micro cell, 7x32x32x20, masked", [(32, 32, 20)] * 7, MICRO_MASK),
-    ("ENAS micro cell, 7x8x8x8, masked (digits)", [(8, 8, 8)] * 7, MICRO_MASK),
+    # 7 inputs of one size, 4 masked off: the shapes of an ENAS micro cell's states.
+    ("7x32x32x20, 4 masked", [(32, 32, 20)] * 7, MICRO_MASK),
+    ("7x8x8x8, 4 masked", [(8, 8, 8)] * 7, MICRO_MASK),
 ]
 GATHER_CASES = [
     # (label, N, M, bank K, groups, batch)
@@ -202,8 +202,9 @@ needs for dx); sparse (IndexedSlices) bank gradient for both gather variants.
 **Padded concat** (`padded_concat` vs `tf.pad` + `tf.concat`, and `tf.where`
 for a mask): the op writes each output byte once, rows shared over
 TensorFlow's thread pool; its gradient op writes each input gradient once (the
-composite slices twice). The masked rows are the ENAS micro supernet's cell
-output (all 7 states, the 4 used ones zeroed), the others NAS-CNN skip
+composite slices twice). The masked rows have the shapes of an ENAS micro
+cell's 7 states with the 4 used ones zeroed (the micro supernet's cell output
+until it kept only the unused states), the others NAS-CNN skip
 concatenations. With no mask and inputs of one size there is nothing to pad or
 zero, op and composite are both one copy per input, and `padded_concat` takes
 `tf.concat` ("padded_concat uses").

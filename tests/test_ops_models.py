@@ -7,9 +7,7 @@ import pytest
 import tensorflow as tf
 
 import nas_tf.ops as O
-from nas_tf.models.enas_micro import EnasMicroSupernet
 from nas_tf.models.enas_rnn import EnasRnnSupernetLM
-from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.enas_rnn import EnasRnnSpace
 
 
@@ -55,23 +53,3 @@ def test_rnn_supernet_weight_selections_compute_the_same_function():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="weight_selection must be 'gather' or 'gather_matmul', got 'copy'"):
         EnasRnnSupernetLM(space, vocab_size=30, units=8, weight_selection="copy").build()
-
-
-@pytest.mark.slow
-def test_micro_supernet_masked_cell_output_uses_the_op_and_matches_the_fallback():
-    _compiled_ops_or_skip()
-    space = EnasMicroSpace(num_nodes=2)
-    net = EnasMicroSupernet(space, 10, filters=4, num_cells=1)
-    net.build((None, 8, 8, 1))
-    x = tf.constant(np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32))
-    arch = tf.constant(space.to_tokens(space.from_tokens(space.decisions.random_tokens(np.random.default_rng(1), 1)[0])))
-    with_op = tf.function(lambda a, b: _loss_and_grads(net, lambda: net(a, b, training=True)))
-    assert "NasTfPaddedConcat" in _graph_ops(with_op, x, arch)
-    l_op, g_op = with_op(x, arch)
-    fallback = tf.function(lambda a, b: _loss_and_grads(net, lambda: net(a, b, training=True)))
-    with O.custom_ops_disabled():
-        assert not any(t.startswith("NasTf") for t in _graph_ops(fallback, x, arch))
-        l_fb, g_fb = fallback(x, arch)
-    np.testing.assert_allclose(l_op, l_fb, rtol=1e-5)
-    for a, b in zip(g_op, g_fb):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

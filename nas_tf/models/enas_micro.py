@@ -39,15 +39,20 @@ search's train step.
 * ``"all"``: every candidate computed and one picked, as the authors' code
   does (for the benchmark).
 
-**Cell output.** A cell concatenates its unused nodes: their number depends
-on the arch, so the supernet concatenates *all* ``B + 2`` states with zeros
-in place of the used ones (:func:`nas_tf.ops.padded_concat` with the
-"unused" mask) -- a fixed width. Every layer that reads a cell output (the
-next cells' 1x1 convs and factorized reductions, the classifier) has a
-kernel over that full width; the child's kernel is its rows for the unused
-states, which is the same function. When the child reads a previous cell's
-output without adjusting it (exactly one unused state with the cell's filter
-count) the supernet takes that state directly (a ``tf.cond``).
+**Cell output.** A cell concatenates its unused states, as the child does:
+their number depends on the arch, so the output's channel count is known at
+run time only (a ``TensorList`` gather of the unused states, in a graph
+function of its own, :func:`_cell_output_fn`). Every layer that reads a cell
+output (the next cells' 1x1 convs and factorized reductions, the classifier)
+has a kernel over the full width of all ``B + 2`` states, and reads it with
+the rows of the channels the output holds (a gather): the child's kernel is
+those rows, so it is the same function, and the convs cost what the child's
+do. (Concatenating all states with zeros in place of the used ones -- a fixed
+width -- made those convs read 7 states instead of the child's 2-3: the
+32x32 step was 1.14-1.41x its child instead of 1.00-1.14x.) When the child
+reads a previous cell's output without adjusting it (exactly one unused state
+with the cell's filter count) the supernet takes the output directly (a
+``tf.cond``).
 
 **Batch norm** always uses the statistics of the current batch (as the
 authors' search): moving averages would mix the statistics of every sampled
@@ -65,7 +70,6 @@ from nas_tf.layers.branch_pool import branch_max_pool
 from nas_tf.layers.cell_ops import FactorizedReduction, ReLUConvBN
 from nas_tf.models.nasnet import build_nasnet
 from nas_tf.models.registry import from_space_config
-from nas_tf.ops import padded_concat
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch
 
@@ -127,12 +131,29 @@ class _FactorizedReduction(FactorizedReduction):
     def call(self, inputs, training=None):
         if self.strides == 1:
             return super().call(inputs, training=training)
+        return self.on_channels(inputs, None, training=training)
+
+    def on_channels(self, inputs, channels, training=None):
+        """The layer on ``inputs``, which hold only the input channels ``channels`` (None: all of them)."""
         x = tf.nn.relu(inputs) if self.relu else inputs
-        path1 = tf.nn.conv2d(x, self.conv_1.kernel, 2, "VALID")
+        path1 = tf.nn.conv2d(x, _kernel_rows(self.conv_1.kernel, channels), 2, "VALID")
         size = tf.shape(x)
         shifted = tf.slice(tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]]), [0, 1, 1, 0], [-1, size[1], size[2], -1])
-        path2 = tf.nn.conv2d(shifted, self.conv_2.kernel, 2, "VALID")
+        path2 = tf.nn.conv2d(shifted, _kernel_rows(self.conv_2.kernel, channels), 2, "VALID")
         return self.bn(tf.concat([path1, path2], axis=-1), training=training)
+
+
+def _kernel_rows(kernel, channels):
+    """The rows of a 1x1 conv kernel for the input channels ``channels`` (None: the whole kernel)."""
+    return kernel if channels is None else tf.gather(kernel, channels, axis=2)
+
+
+def _relu_conv_bn_on_channels(layer: ReLUConvBN, inputs, channels, training=None):
+    """A 1x1, stride-1 :class:`ReLUConvBN` on ``inputs``, which hold only the input channels ``channels``."""
+    if channels is None:
+        return layer(inputs, training=training)
+    x = tf.nn.conv2d(tf.nn.relu(inputs), _kernel_rows(layer.conv.kernel, channels), 1, "SAME")
+    return layer.bn(x, training=training)
 
 
 class _Position:
@@ -283,9 +304,9 @@ class _StateList:
 
     def __init__(self, filters: int, dtype):
         self.filters, self.dtype = filters, dtype
-        self._element_shape = tf.constant([-1, -1, -1, filters], tf.int32)
+        self.element_shape = tf.constant([-1, -1, -1, filters], tf.int32)
         self.handle = tf.raw_ops.EmptyTensorList(
-            element_shape=self._element_shape, max_num_elements=-1, element_dtype=dtype
+            element_shape=self.element_shape, max_num_elements=-1, element_dtype=dtype
         )
 
     def push(self, state: tf.Tensor) -> None:
@@ -293,10 +314,37 @@ class _StateList:
 
     def read(self, index: tf.Tensor) -> tf.Tensor:
         state = tf.raw_ops.TensorListGetItem(
-            input_handle=self.handle, index=index, element_shape=self._element_shape, element_dtype=self.dtype
+            input_handle=self.handle, index=index, element_shape=self.element_shape, element_dtype=self.dtype
         )
         state.set_shape([None, None, None, self.filters])
         return state
+
+
+def _cell_output_fn(filters: int, num_states: int):
+    """``fn(unused, *states) -> (x, channels)``: the unused states concatenated, and their channels in the full width.
+
+    A graph function of its own, never inlined: the channel count depends on
+    the arch, and inlined into the train step, grappler's constant folding
+    mis-inferred it (TF 2.21) for some archs.
+    """
+
+    def body(unused, *states):
+        state_list = _StateList(filters, states[0].dtype)
+        for state in states:
+            state_list.push(state)
+        index = tf.cast(tf.reshape(tf.where(unused > 0), [-1]), tf.int32)
+        stacked = tf.raw_ops.TensorListGather(
+            input_handle=state_list.handle, indices=index, element_shape=state_list.element_shape,
+            element_dtype=state_list.dtype,
+        )  # [k, B, H, W, F]
+        x = tf.transpose(stacked, [1, 2, 3, 0, 4])
+        size = tf.shape(x)
+        x = tf.reshape(x, [size[0], size[1], size[2], size[3] * filters])
+        channels = tf.reshape(index[:, None] * filters + tf.range(filters)[None], [-1])
+        return x, channels
+
+    spec = [tf.TensorSpec([num_states])] + [tf.TensorSpec([None, None, None, filters])] * num_states
+    return tf.function(body, input_signature=spec, autograph=False, experimental_attributes={"_noinline": True})
 
 
 class _NodeOps:
@@ -388,6 +436,7 @@ class EnasMicroSupernet(keras.Model):
         self._layout = space.token_layout()
         self.regularizer = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
         self._node_ops = _NodeOps(space.ops, batch_norm_epsilon)
+        self._cell_output_fns = {}
         settings = dict(batch_norm_epsilon=batch_norm_epsilon, kernel_regularizer=self.regularizer)
         self.stem_conv = keras.layers.Conv2D(
             3 * filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
@@ -628,9 +677,8 @@ class EnasMicroSupernet(keras.Model):
         """Cell input ``i`` of reduction position ``p`` as the cell output holds it.
 
         Only an unused input is in the output (halved by a factorized
-        reduction); a used one is masked off there, so a ``tf.cond`` skips its
-        reduction and passes a tiny stand-in (the masked concat pads it and
-        writes zeros).
+        reduction); a used one is left out of it, so a ``tf.cond`` skips its
+        reduction and passes a tiny stand-in that is never read.
         """
         reduce = self.state_reductions[p.name][i]
         return tf.cond(
@@ -639,10 +687,31 @@ class EnasMicroSupernet(keras.Model):
             lambda: tf.zeros([tf.shape(state)[0], 1, 1, p.filters], state.dtype),
         )
 
-    def _compact(self, full, mask, width, channels):
-        """The unused states of a full-width cell output, concatenated (the child's layout)."""
-        keep = tf.repeat(mask > 0, width)
-        return tf.ensure_shape(tf.boolean_mask(full, keep, axis=3), [None, None, None, channels])
+    def _cell_output(self, p, states, unused):
+        """The cell output as the child has it, and where its channels sit in the full width.
+
+        Args:
+            p: the cell position.
+            states: the cell's ``B + 2`` states (a used one may be a stand-in).
+            unused: float mask of the states in the output (at least one: the last node's is).
+
+        Returns:
+            ``(x, channels)``: the unused states concatenated on channels, and
+            the index of each of its channels among the ``(B + 2) * F`` of the
+            full width (the rows of the kernels that read it).
+        """
+        key = (p.filters, len(states))
+        if key not in self._cell_output_fns:
+            self._cell_output_fns[key] = _cell_output_fn(*key)
+        x, channels = self._cell_output_fns[key](unused, *states)
+        x.set_shape(states[-1].shape[:3].concatenate([None]))
+        return x, channels
+
+    def _adjust_prev(self, p, x, channels):
+        layer = self.prev_adjust[p.name]
+        if isinstance(layer, _FactorizedReduction):
+            return layer.on_channels(x, channels, training=True)
+        return _relu_conv_bn_on_channels(layer, x, channels, training=True)
 
     @staticmethod
     def _unused_mask(arch, layout, num_states):
@@ -657,24 +726,22 @@ class EnasMicroSupernet(keras.Model):
         arch = tf.convert_to_tensor(arch, tf.int32)
         masks = {kind: self._unused_mask(arch, self._layout[kind], self.num_states) for kind in CELL_TYPES}
         stem = self.stem_bn(self.stem_conv(images), training=True)
-        outputs = {-1: stem}
+        # A cell output (its unused states) and the channels of the full width it holds (None: all, the stem).
+        outputs = {-1: (stem, None)}
         for p in self.positions:
             f = p.filters
-            h = self.input_convs[p.name](outputs[p.x_src], training=True)
-            prev = outputs[p.prev_src]
-            adjust = self.prev_adjust[p.name]
+            h = _relu_conv_bn_on_channels(self.input_convs[p.name], *outputs[p.x_src], training=True)
+            prev, prev_channels = outputs[p.prev_src]
             if not self._adjust_in_cond(p):
-                prev = adjust(prev, training=True)
+                prev = self._adjust_prev(p, prev, prev_channels)
             else:
                 # The child keeps h_{i-1} as is when its unused states already
-                # have the cell's filter count: take them out of the full width.
+                # have the cell's filter count.
                 src = self.positions[p.prev_src]
-                src_mask = masks[src.kind]
-                full = prev
                 prev = tf.cond(
-                    tf.equal(tf.reduce_sum(src_mask) * src.filters, float(f)),
-                    lambda: self._compact(full, src_mask, src.filters, f),
-                    lambda: adjust(full, training=True),
+                    tf.equal(tf.reduce_sum(masks[src.kind]) * src.filters, float(f)),
+                    lambda x=prev: tf.ensure_shape(x, [None, None, None, f]),
+                    lambda x=prev, c=prev_channels: self._adjust_prev(p, x, c),
                 )
             states = [h, prev]
             state_list = _StateList(f, h.dtype) if self.op_selection == "switch" else None
@@ -697,15 +764,13 @@ class EnasMicroSupernet(keras.Model):
             if p.kind == "reduction":
                 for i in range(2):
                     states[i] = self._reduced_state(p, i, states[i], masks[p.kind][i] > 0)
-            # The unused states (mask 1) in place, the others zeros: one masked
-            # concat (nas_tf.ops.padded_concat, its own gradient op).
-            out = padded_concat(states, masks[p.kind] > 0)
-            out.set_shape(states[-1].shape[:3].concatenate([self._width(p.index)]))
-            outputs[p.index] = out
-        x = tf.reduce_mean(tf.nn.relu(outputs[self.positions[-1].index]), axis=[1, 2])
+            outputs[p.index] = self._cell_output(p, states, masks[p.kind])
+        x, channels = outputs[self.positions[-1].index]
+        x = tf.reduce_mean(tf.nn.relu(x), axis=[1, 2])
         if self.drop is not None:
             x = self.drop(x, training=training)
-        return self.classifier(x)
+        # The classifier's rows for the channels the output holds.
+        return tf.matmul(x, tf.gather(self.classifier.kernel, channels)) + self.classifier.bias
 
     # ---------------------------------------------------------- weight copy
 
