@@ -1,7 +1,5 @@
 """Where the models use nas_tf's ops: the same numbers with the compiled ops and with their fallbacks."""
 
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,13 +12,6 @@ from nas_tf.spaces.enas_rnn import EnasRnnSpace
 def _graph_ops(fn, *args) -> set:
     graph = fn.get_concrete_function(*args).graph.as_graph_def()
     return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
-
-
-def _compiled_ops_or_skip():
-    if not O.custom_ops_loaded():
-        if os.environ.get("NAS_TF_REQUIRE_CUSTOM_OPS") == "1":
-            pytest.fail(f"the compiled op library is required here but not in use: {O.load_error()}")
-        pytest.skip(f"compiled op library not available: {O.load_error()}")
 
 
 def _loss_and_grads(net, call):

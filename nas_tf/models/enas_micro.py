@@ -627,6 +627,11 @@ class EnasMicroSupernet(keras.Model):
         return tf.TensorShape([shape[0]] + half + [shape[3]])
 
     def _node_input(self, p, states, rows, idx, op_id, state_list):
+        if self.op_selection == "switch":
+            weighted = [rows[op] for op in _weighted_ops(self.space.ops, p.kind)]
+            y = self._node_ops.get(p.kind, p.filters)(idx, op_id, state_list.read(idx), *weighted)
+            y.set_shape(states[-1].shape if p.kind == "normal" or len(states) > 2 else self._reduced(states[0].shape))
+            return y
         # Reduction cell: the cell inputs (states 0, 1) are read with stride 2, the nodes with stride 1.
         if p.kind == "normal":
             groups = [(states, 0, 1)]
@@ -634,11 +639,6 @@ class EnasMicroSupernet(keras.Model):
             groups = [(states, 0, 2)]
         else:
             groups = [(states[:2], 0, 2), (states[2:], 2, 1)]
-        if self.op_selection == "switch":
-            weighted = [rows[op] for op in _weighted_ops(self.space.ops, p.kind)]
-            y = self._node_ops.get(p.kind, p.filters)(idx, op_id, state_list.read(idx), *weighted)
-            y.set_shape(states[-1].shape if p.kind == "normal" or len(states) > 2 else self._reduced(states[0].shape))
-            return y
         if len(groups) == 1:
             return self._branch(groups[0][0], rows, idx, op_id, groups[0][2], groups[0][1])
         (big, o_big, s_big), (small, o_small, s_small) = groups
@@ -787,7 +787,7 @@ class EnasMicroSupernet(keras.Model):
             return np.concatenate([np.arange(s * p.filters, (s + 1) * p.filters) for s in cell.concat])
 
         def set_conv(child_conv, kernel, r):
-            child_conv.kernel.assign(tf.gather(kernel, r, axis=2))
+            child_conv.kernel.assign(_kernel_rows(kernel, r))
 
         def set_bn(child_bn, bn):
             for name in ("gamma", "beta", "moving_mean", "moving_variance"):
