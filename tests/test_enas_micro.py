@@ -39,11 +39,17 @@ def test_published_micro_cells_decode_from_the_arc_strings():
         micro_arch_from_arc("3 0 0 0", "0 0 0 0")
 
 
-@pytest.mark.parametrize("op_selection", [pytest.param("merged", marks=pytest.mark.slow), "switch"])
-def test_micro_supernet_equals_the_nasnet_child(op_selection):
+@pytest.mark.parametrize(
+    "op_selection, switch_branches",
+    [pytest.param("merged", "auto", marks=pytest.mark.slow), ("switch", "auto"), ("switch", "inlined")],
+)
+def test_micro_supernet_equals_the_nasnet_child(op_selection, switch_branches):
     keras.utils.set_random_seed(0)
-    net = EnasMicroSupernet(SPACE, 10, filters=6, num_cells=1, op_selection=op_selection)
+    net = EnasMicroSupernet(SPACE, 10, filters=6, num_cells=1, op_selection=op_selection, switch_branches=switch_branches)
     net.build((None, 8, 8, 1))
+    if op_selection == "switch":  # 8x8 digits: "auto" runs the chosen ops as branch functions in every cell
+        want = "function" if switch_branches == "auto" else switch_branches
+        assert set(net.switch_branch_modes.values()) == {want}
     x = tf.constant(np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype(np.float32))
     weights = tf.constant(np.random.default_rng(3).normal(size=(4, 10)).astype(np.float32))
 
@@ -73,5 +79,28 @@ def test_micro_supernet_equals_the_nasnet_child(op_selection):
 def test_micro_supernet_rejects_bad_options():
     with pytest.raises(ValueError, match="op_selection"):
         EnasMicroSupernet(SPACE, 10, op_selection="gather")
+    with pytest.raises(ValueError, match="switch_branches must be 'auto', 'inlined' or 'function', got 'lowered'"):
+        EnasMicroSupernet(SPACE, 10, switch_branches="lowered")
+
+
+def test_auto_switch_branches_follow_the_cell_size_and_round_trip_through_the_config():
+    """Branch functions in the cells whose states hold at most SMALL_STATE_VALUES values per image."""
+    limit = EnasMicroSupernet.SMALL_STATE_VALUES
+    digits = EnasMicroSupernet(SPACE, 10, filters=8, num_cells=1)
+    digits.build((None, 8, 8, 1))
+    assert set(digits.switch_branch_modes.values()) == {"function"}  # the default search: 8x8x8 .. 2x2x32
+    cifar = EnasMicroSupernet(SPACE, 10, filters=20, num_cells=1)
+    cifar.build((None, 32, 32, 3))
+    assert set(cifar.switch_branch_modes.values()) == {"inlined"}  # 32x32x20 .. 8x8x80
+    mixed = EnasMicroSupernet(SPACE, 10, filters=8, num_cells=1)
+    mixed.build((None, 16, 16, 3))  # 16x16x8 = 2048 > limit; the 8x8x16 reduction and the cells after it are small
+    assert 16 * 16 * 8 > limit >= 8 * 8 * 16
+    assert mixed.switch_branch_modes["normal_cell_0"] == "inlined"
+    assert mixed.switch_branch_modes["normal_cell_1"] == "function"
+    unknown = EnasMicroSupernet(SPACE, 10, filters=8, num_cells=1)
+    unknown.build((None, None, None, 3))
+    assert set(unknown.switch_branch_modes.values()) == {"inlined"}
+    again = EnasMicroSupernet.from_config(EnasMicroSupernet(SPACE, 10, switch_branches="function").get_config())
+    assert again.switch_branches == "function"
     with pytest.raises(ValueError, match="filters"):
         EnasMicroSupernet(SPACE, 10, filters=1)

@@ -52,11 +52,15 @@ def test_bench_enas_writes_trace_and_step_times_with_and_without_the_ops(tmp_pat
     _require_library()
     out_md = tmp_path / "bench.md"
     code, _, err = run_main("bench_enas.py", "--spaces=micro_digits", "--archs=1", "--steps=1", "--batch_size=16",
-                            f"--output={out_md}")
+                            "--branch_sizes=4x4x4", f"--output={out_md}")
     assert code == 0, err[-3000:]
     text = out_md.read_text()
     assert "<!-- begin enas -->" in text and "Produced by: `python scripts/bench_enas.py --spaces=micro_digits" in text
     rows = [line for line in text.splitlines() if line.startswith("| micro_digits | switch |")]
     # The micro supernet concatenates same-size states only (a TensorList gather): no compiled op in either graph.
-    assert len(rows) == 2 and "| compiled | none |" in rows[0] and "| fallback | none |" in rows[1]
+    # On the 8x8 digits "auto" runs the chosen ops as branch functions; the third row is the other mode.
+    assert len(rows) == 3, rows
+    assert "| auto: function | compiled | none |" in rows[0] and "| auto: function | fallback | none |" in rows[1]
+    assert "| inlined | compiled | none |" in rows[2]
     assert all(line.rstrip(" |").endswith("| 1") for line in rows)  # one trace each
+    assert "| 4x4x1 | 4 | 64 |" in text and "function in 5 of 5 cells" in text  # the size sweep

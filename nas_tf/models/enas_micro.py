@@ -30,7 +30,14 @@ search's train step.
   instead of once per node and slot, and never inlined, so the first train
   step of the default search takes seconds of tracing and graph optimisation
   instead of minutes (``scripts/bench_enas.py`` measures both,
-  docs/benchmarks.md).
+  docs/benchmarks.md). How the ``switch_case`` runs is chosen per cell by
+  size (``switch_branches``): on small states (the 8x8 digits of the default
+  search) the chosen op runs as a branch function of its own, with
+  TensorFlow's Eigen kernels and no other branch visited; on larger ones the
+  ``switch_case`` is lowered into the node function, whose ops get oneDNN's
+  kernels (:mod:`nas_tf.utils.control_flow`). On the digits that made the
+  step 0.9-1.2x its static child instead of 1.3-1.5x; at 32x32 the Eigen
+  kernels made it 1.5-1.9x instead of 1.0-1.1x.
 * ``"merged"``: the separable convs share one code path whose weights are
   those of the chosen op (a 3x3 depthwise kernel zero-padded to 5x5 gives the
   same SAME-padded result), so one separable conv runs whatever the choice;
@@ -72,6 +79,7 @@ from nas_tf.models.nasnet import build_nasnet
 from nas_tf.models.registry import from_space_config
 from nas_tf.spaces.enas_micro import EnasMicroSpace
 from nas_tf.spaces.nasnet import CELL_TYPES, NASNetArch
+from nas_tf.utils.control_flow import switch_case
 
 _SEP_SIZES = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
 
@@ -348,15 +356,24 @@ def _cell_output_fn(filters: int, num_states: int):
 
 
 class _NodeOps:
-    """A node input's op as one graph function per cell kind and filters.
+    """A node input's op as one graph function per cell kind, filters and branch mode.
 
     ``fn(idx, op_id, x, *rows)``: a ``tf.switch_case`` runs op ``op_id`` on
     ``x`` (state ``idx`` of the cell) with its bank row. A reduction cell runs
     an op with stride 2 on its inputs (states 0 and 1) and with stride 1 on
     its nodes. The shapes are left open, so each function is traced once per
-    (cell kind, filters), and it is never inlined into the train step: it is
-    optimised and instantiated once, however many nodes call it. TensorFlow
-    differentiates it once too.
+    (cell kind, filters, branch mode), and TensorFlow differentiates it once.
+
+    ``lower`` says whether the ``switch_case`` is lowered into the function
+    (oneDNN kernels, every branch visited) or runs the chosen branch as a
+    function of its own (Eigen kernels):
+    :func:`nas_tf.utils.control_flow.switch_case`. Lowered, the node function
+    holds every branch and is never inlined into the train step: it is
+    optimised and instantiated once, however many nodes call it (inlined, the
+    step's graph held every branch of every node, and its first call took
+    minutes). With branch functions it holds one ``Case`` op and is inlined,
+    which saves a function call per node input (about 6 % of the digits
+    step).
     """
 
     def __init__(self, ops, epsilon: float):
@@ -364,8 +381,8 @@ class _NodeOps:
         self.epsilon = epsilon
         self._fns = {}
 
-    def get(self, kind: str, filters: int):
-        key = (kind, filters)
+    def get(self, kind: str, filters: int, lower: bool):
+        key = (kind, filters, lower)
         if key not in self._fns:
             weighted = _weighted_ops(self.ops, kind)
             ops, eps = self.ops, self.epsilon
@@ -373,15 +390,16 @@ class _NodeOps:
             def body(idx, op_id, x, *row_list):
                 rows = dict(zip(weighted, row_list))
                 if kind == "normal":
-                    return tf.switch_case(op_id, [lambda op=op: _run_op(op, x, rows, 1, eps) for op in ops])
+                    branches = [lambda op=op: _run_op(op, x, rows, 1, eps) for op in ops]
+                    return switch_case(op_id, branches, lower=lower)
                 # Reduction: ops on the cell inputs (stride 2), then ops on the nodes (stride 1).
                 branches = [lambda op=op, s=s: _run_op(op, x, rows, s, eps) for s in (2, 1) for op in ops]
-                return tf.switch_case(op_id + len(ops) * tf.cast(idx >= 2, tf.int32), branches)
+                return switch_case(op_id + len(ops) * tf.cast(idx >= 2, tf.int32), branches, lower=lower)
 
             spec = [tf.TensorSpec([], tf.int32)] * 2 + [tf.TensorSpec([None, None, None, filters])]
             spec += [tf.TensorSpec([None])] * len(weighted)
             self._fns[key] = tf.function(
-                body, input_signature=spec, autograph=False, experimental_attributes={"_noinline": True}
+                body, input_signature=spec, autograph=False, experimental_attributes={"_noinline": lower}
             )
         return self._fns[key]
 
@@ -403,7 +421,26 @@ class EnasMicroSupernet(keras.Model):
         batch_norm_epsilon: batch-norm epsilon.
         op_selection: ``"switch"`` (default), ``"merged"`` or ``"all"``; see
             the module docstring.
+        switch_branches: how ``op_selection="switch"`` runs the chosen op:
+            ``"inlined"`` (the ``switch_case`` lowered into its node function:
+            oneDNN kernels on x86, every branch visited), ``"function"`` (the
+            chosen branch run as a function of its own: TensorFlow's Eigen
+            kernels) or ``"auto"`` (default): ``"function"`` in the cells
+            whose states hold at most ``SMALL_STATE_VALUES`` values per
+            image (H x W x filters), where it is faster, ``"inlined"`` in
+            the others and where the image size is unknown. Once built,
+            ``switch_branch_modes`` maps each cell position's name to the
+            mode it runs.
     """
+
+    #: Per-image size (H x W x filters of a cell's input states) up to which
+    #: ``switch_branches="auto"`` runs the chosen op as a function of its own.
+    #: ``scripts/bench_enas.py`` times whole supernets both ways
+    #: (docs/benchmarks.md): on 2 cores the function branches took 0.8x the
+    #: time on 8x8 inputs with 8 filters (cells of 8x8x8 to 2x2x32), 0.93x with
+    #: 16 filters, 1.02x with 32, and 1.2-1.3x on 16x16 inputs with 8 filters.
+    SMALL_STATE_VALUES = 1024
+
 
     def __init__(
         self,
@@ -416,11 +453,14 @@ class EnasMicroSupernet(keras.Model):
         dropout: float = 0.0,
         batch_norm_epsilon: float = 1e-5,
         op_selection: str = "switch",
+        switch_branches: str = "auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if op_selection not in ("switch", "merged", "all"):
             raise ValueError(f"op_selection must be 'switch', 'merged' or 'all', got {op_selection!r}")
+        if switch_branches not in ("auto", "inlined", "function"):
+            raise ValueError(f"switch_branches must be 'auto', 'inlined' or 'function', got {switch_branches!r}")
         if filters < 2 or num_cells < 1 or num_classes < 1:
             raise ValueError(f"need filters >= 2, num_cells >= 1, num_classes >= 1; got {filters}, {num_cells}, {num_classes}")
         self.space = space
@@ -428,6 +468,7 @@ class EnasMicroSupernet(keras.Model):
         self.filters = filters
         self.num_cells = num_cells
         self.op_selection = op_selection
+        self.switch_branches = switch_branches
         self.epsilon = batch_norm_epsilon
         self.weight_decay = weight_decay
         self.dropout = dropout
@@ -478,6 +519,7 @@ class EnasMicroSupernet(keras.Model):
             "dropout": self.dropout,
             "batch_norm_epsilon": self.epsilon,
             "op_selection": self.op_selection,
+            "switch_branches": self.switch_branches,
         }
 
     @classmethod
@@ -517,12 +559,15 @@ class EnasMicroSupernet(keras.Model):
         # One bank per (position, op): a row per (node, slot, input). Node b has
         # b + 2 inputs; the rows past them are never read.
         self.sep_banks, self.ident_banks = {}, {}
+        # How each position runs its chosen ops ("inlined" or "function"; see switch_branches).
+        self.switch_branch_modes = {}
         rows = 2 * self.space.num_nodes * self.max_inputs
         levels = {-1: 0}
         for p in self.positions:
             x_level = levels[p.x_src]
             h_shape = (None, height >> x_level if height else None, width >> x_level if width else None)
             self.input_convs[p.name].build(h_shape + (self._width(p.x_src),))
+            self.switch_branch_modes[p.name] = self._branch_mode(p, h_shape[1], h_shape[2])
             prev_level = levels[p.prev_src]
             prev_shape = (None, height >> prev_level if height else None, width >> prev_level if width else None)
             self.prev_adjust[p.name].build(prev_shape + (self._width(p.prev_src),))
@@ -629,7 +674,8 @@ class EnasMicroSupernet(keras.Model):
     def _node_input(self, p, states, rows, idx, op_id, state_list):
         if self.op_selection == "switch":
             weighted = [rows[op] for op in _weighted_ops(self.space.ops, p.kind)]
-            y = self._node_ops.get(p.kind, p.filters)(idx, op_id, state_list.read(idx), *weighted)
+            fn = self._node_ops.get(p.kind, p.filters, self.switch_branch_modes[p.name] == "inlined")
+            y = fn(idx, op_id, state_list.read(idx), *weighted)
             y.set_shape(states[-1].shape if p.kind == "normal" or len(states) > 2 else self._reduced(states[0].shape))
             return y
         # Reduction cell: the cell inputs (states 0, 1) are read with stride 2, the nodes with stride 1.
@@ -647,6 +693,13 @@ class EnasMicroSupernet(keras.Model):
             lambda: self._branch(big, rows, idx, op_id, s_big, o_big),
             lambda: self._branch(small, rows, idx, op_id, s_small, o_small),
         )
+
+    def _branch_mode(self, p, height, width) -> str:
+        """``switch_branches`` at position ``p``, whose cell inputs are ``height`` x ``width`` (None: unknown)."""
+        if self.switch_branches != "auto":
+            return self.switch_branches
+        small = height is not None and width is not None and height * width * p.filters <= self.SMALL_STATE_VALUES
+        return "function" if small else "inlined"
 
     def _may_match(self, p) -> bool:
         """Whether some arch gives h_{i-1} exactly the filters of position ``p`` (no adjustment)."""
