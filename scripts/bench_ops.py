@@ -9,7 +9,12 @@
 Each row times the forward pass and the backward pass (gradients for every
 input, given the upstream gradient) inside ``tf.function``, the two implementations interleaved round by
 round in one process, and reports medians and the ratio (composite / op: > 1
-means the op is faster). Writes the ``ops`` section of docs/benchmarks.md. A
+means the op is faster). Each timed call applies the op ``--per_call`` times,
+to inputs of its own, and the times are per application, less the time of a
+call that does nothing (timed in the same rounds): a search runs these ops
+inside one large graph, where the fixed cost of calling a ``tf.function``
+(about 0.25 ms on 2 cores) is paid once per step; one op per call measured
+that cost more than the op on the smaller shapes. Writes the ``ops`` section of docs/benchmarks.md. A
 report, not a test.
 
     python scripts/bench_ops.py              # a few minutes on 2 cores
@@ -27,6 +32,8 @@ from absl import app, flags  # noqa: E402
 
 flags.DEFINE_integer("repeats", 60, "Timed runs per implementation and case (median reported).", lower_bound=3)
 flags.DEFINE_integer("warmup", 3, "Untimed runs first.", lower_bound=1)
+flags.DEFINE_integer("per_call", 8, "Applications of the op (each on inputs of its own) per timed graph call.",
+                     lower_bound=1)
 flags.DEFINE_bool("quick", False, "Small shapes and few repeats (smoke run).")
 flags.DEFINE_string(
     "output",
@@ -35,6 +42,7 @@ flags.DEFINE_string(
 )
 FLAGS = flags.FLAGS
 
+PARALLEL_MFLOP = 16.8  # csrc/kernels/gather_matmul_cpu.cc: kParallelMinFlops (16 * 2^20 FLOP)
 MICRO_MASK = [False, True, False, True, True, False, False]  # a cell whose unused states are 1, 3 and 4
 CONCAT_CASES = [
     # (label, [(H, W, C), ...], mask or None) at batch 64
@@ -75,7 +83,19 @@ def interleaved(fns, args, repeats, warmup):
     return [float(np.median(t)) for t in times]
 
 
-def bench_concat(tf, ops, batch, cases, repeats, warmup):
+def per_application(tf, fns, args, repeats, warmup, per_call):
+    """Seconds per application of the op in each of ``fns``, and the seconds of a call that does nothing.
+
+    Each function applies the op ``per_call`` times. A function that takes the
+    same inputs and does nothing is timed in the same rounds; its median (the
+    ``tf.function`` call's own cost) is subtracted before dividing.
+    """
+    empty = tf.function(lambda *a: tf.zeros([]))
+    t_empty, *times = interleaved([empty] + list(fns), args, repeats, warmup)
+    return [max(t - t_empty, 1e-9) / per_call for t in times], t_empty
+
+
+def bench_concat(tf, ops, batch, cases, repeats, warmup, per_call):
     from nas_tf.ops import _loader
 
     def compiled(xs, m):
@@ -85,71 +105,85 @@ def bench_concat(tf, ops, batch, cases, repeats, warmup):
     rows = []
     for label, shapes, mask in cases:
         rng = np.random.default_rng(0)
-        xs = [tf.constant(rng.normal(size=(batch, *s)).astype("float32")) for s in shapes]
+        n = len(shapes)
+        # per_call sets of inputs, flattened: set r is xs[r * n : (r + 1) * n].
+        xs = [tf.constant(rng.normal(size=(batch, *s)).astype("float32")) for _ in range(per_call) for s in shapes]
         m = None if mask is None else tf.constant(mask)
         out_shape = (batch, max(s[0] for s in shapes), max(s[1] for s in shapes), sum(s[2] for s in shapes))
-        grad = tf.constant(rng.normal(size=out_shape).astype("float32"))
+        # An upstream gradient per application (identical ones would be merged by grappler's CSE).
+        grads = [tf.constant(rng.normal(size=out_shape).astype("float32")) for _ in range(per_call)]
+
+        def apply_all(fn, a):
+            return [fn(list(a[r * n : (r + 1) * n]), m) for r in range(per_call)]
 
         def fwd(fn):
-            return tf.function(lambda *a: fn(list(a), m))
+            return tf.function(lambda *a: apply_all(fn, a))
 
         def fwd_bwd(fn):
             @tf.function
             def step(*a):
                 with tf.GradientTape() as tape:
                     tape.watch(a)
-                    y = fn(list(a), m)
-                return tape.gradient(y, a, output_gradients=grad)
+                    ys = apply_all(fn, a)
+                return tape.gradient(ys, a, output_gradients=grads)
 
             return step
 
-        np.testing.assert_array_equal(compiled(xs, m).numpy(), ops.padded_concat_fallback(xs, m).numpy())
-        t_comp, t_op = interleaved([fwd(ops.padded_concat_fallback), fwd(compiled)], xs, repeats, warmup)
-        b_comp, b_op = interleaved([fwd_bwd(ops.padded_concat_fallback), fwd_bwd(compiled)], xs, repeats, warmup)
+        np.testing.assert_array_equal(compiled(xs[:n], m).numpy(), ops.padded_concat_fallback(xs[:n], m).numpy())
+        (t_comp, t_op), call = per_application(tf, [fwd(ops.padded_concat_fallback), fwd(compiled)], xs, repeats, warmup,
+                                               per_call)
+        (b_comp, b_op), _ = per_application(tf, [fwd_bwd(ops.padded_concat_fallback), fwd_bwd(compiled)], xs, repeats,
+                                            warmup, per_call)
         mb = np.prod(out_shape) * 4 / 1e6
-        graph = tf.function(lambda *a: ops.padded_concat(list(a), m)).get_concrete_function(*xs).graph
+        graph = tf.function(lambda *a: ops.padded_concat(list(a), m)).get_concrete_function(*xs[:n]).graph
         uses = "op" if any(o.type == "NasTfPaddedConcat" for o in graph.get_operations()) else "tf.concat"
         rows.append([label, f"{mb:.1f}", t_comp * 1e3, t_op * 1e3, t_comp / t_op, b_comp * 1e3, b_op * 1e3, b_comp / b_op,
-                     uses])
+                     uses, f"{call * 1e3:.2f}"])
         print(f"padded concat {label}: fwd {t_comp * 1e3:.2f} -> {t_op * 1e3:.2f} ms ({t_comp / t_op:.2f}x), "
               f"bwd {b_comp * 1e3:.2f} -> {b_op * 1e3:.2f} ms ({b_comp / b_op:.2f}x)", flush=True)
     return rows
 
 
-def bench_gather(tf, ops, cases, repeats, warmup):
+def bench_gather(tf, ops, cases, repeats, warmup, per_call):
     rows = []
     for label, n, mcols, bank, groups, batch in cases:
         rng = np.random.default_rng(1)
         w = tf.constant((rng.normal(size=(bank, n, mcols)) / np.sqrt(n)).astype("float32"))
+        # Application r reads x[r] and its own matrices of the bank.
         if groups == 1:
-            x = tf.constant(rng.normal(size=(batch, n)).astype("float32"))
-            index = tf.constant(3)
+            x = tf.constant(rng.normal(size=(per_call, batch, n)).astype("float32"))
+            index = tf.constant((3 + 5 * np.arange(per_call)) % bank, tf.int32)
         else:
-            x = tf.constant(rng.normal(size=(groups, batch, n)).astype("float32"))
-            index = tf.constant((np.arange(groups) * 5) % bank, tf.int32)
+            x = tf.constant(rng.normal(size=(per_call, groups, batch, n)).astype("float32"))
+            index = tf.constant((np.arange(groups)[None] * 5 + np.arange(per_call)[:, None]) % bank, tf.int32)
+
+        def apply_all(fn, x, w, i):
+            return [fn(x[r], w, i[r]) for r in range(per_call)]
 
         def fwd(fn):
-            return tf.function(lambda x, w, i: fn(x, w, i))
+            return tf.function(lambda x, w, i: apply_all(fn, x, w, i))
 
         def fwd_bwd(fn):
             @tf.function
             def step(x, w, i):
                 with tf.GradientTape() as tape:
                     tape.watch([x, w])
-                    y = fn(x, w, i)
-                gx, gw = tape.gradient(y, [x, w])
+                    ys = apply_all(fn, x, w, i)
+                gx, gw = tape.gradient(ys, [x, w])
                 return gx, gw.values
 
             return step
 
-        y_op, y_ref = ops.gather_matmul(x, w, index), ops.gather_matmul_fallback(x, w, index)
+        y_op, y_ref = ops.gather_matmul(x[0], w, index[0]), ops.gather_matmul_fallback(x[0], w, index[0])
         np.testing.assert_allclose(y_op.numpy(), y_ref.numpy(), rtol=1e-4, atol=1e-4)
         args = (x, w, index)
-        t_comp, t_op = interleaved([fwd(ops.gather_matmul_fallback), fwd(ops.gather_matmul)], args, repeats, warmup)
-        b_comp, b_op = interleaved([fwd_bwd(ops.gather_matmul_fallback), fwd_bwd(ops.gather_matmul)], args, repeats, warmup)
+        (t_comp, t_op), call = per_application(tf, [fwd(ops.gather_matmul_fallback), fwd(ops.gather_matmul)], args,
+                                               repeats, warmup, per_call)
+        (b_comp, b_op), _ = per_application(tf, [fwd_bwd(ops.gather_matmul_fallback), fwd_bwd(ops.gather_matmul)], args,
+                                            repeats, warmup, per_call)
         gflop = 2 * groups * batch * n * mcols / 1e9
         rows.append([label, f"{gflop / t_op:.0f}", t_comp * 1e3, t_op * 1e3, t_comp / t_op,
-                     b_comp * 1e3, b_op * 1e3, b_comp / b_op])
+                     b_comp * 1e3, b_op * 1e3, b_comp / b_op, f"{call * 1e3:.2f}"])
         print(f"gather matmul {label}: fwd {t_comp * 1e3:.3f} -> {t_op * 1e3:.3f} ms "
               f"({t_comp / t_op:.2f}x), bwd {b_comp * 1e3:.3f} -> {b_op * 1e3:.3f} ms ({b_comp / b_op:.2f}x)", flush=True)
     return rows
@@ -177,15 +211,16 @@ def main(argv):
         concat_cases = [(label, [(h // 4, w // 4, c) for h, w, c in shapes], mask)
                         for label, shapes, mask in (CONCAT_CASES[1], CONCAT_CASES[-1])]
         gather_cases = [("N=M=64, G=1, B=4", 64, 64, 12, 1, 4), ("N=M=64, G=2, B=4", 64, 64, 12, 2, 4)]
-    concat_rows = bench_concat(tf, ops, batch, concat_cases, repeats, warmup)
-    gather_rows = bench_gather(tf, ops, gather_cases, repeats, warmup)
+    per_call = 2 if FLAGS.quick else FLAGS.per_call
+    concat_rows = bench_concat(tf, ops, batch, concat_cases, repeats, warmup, per_call)
+    gather_rows = bench_gather(tf, ops, gather_cases, repeats, warmup, per_call)
 
     concat_table = markdown_table(
         [f"inputs (batch {batch}, float32)", "output MB", "pad+concat fwd ms", "op fwd ms", "fwd speed-up",
-         "pad+concat bwd ms", "op bwd ms", "bwd speed-up", "padded_concat uses"], concat_rows)
+         "pad+concat bwd ms", "op bwd ms", "bwd speed-up", "padded_concat uses", "call ms (subtracted)"], concat_rows)
     gather_table = markdown_table(
         ["x [B, N] (G groups) @ bank [K, N, M], float32", "op GFLOP/s", "gather+matmul fwd ms", "op fwd ms", "fwd speed-up",
-         "gather+matmul bwd ms", "op bwd ms", "bwd speed-up"], gather_rows)
+         "gather+matmul bwd ms", "op bwd ms", "bwd speed-up", "call ms (subtracted)"], gather_rows)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     text = f"""## Custom ops vs TensorFlow composites, CPU (`scripts/bench_ops.py`)
@@ -194,7 +229,12 @@ def main(argv):
 load average at the end of the run {load} (other jobs shared the cores).
 Medians of {repeats} runs inside `tf.function`, op and composite interleaved in
 one process (the machine is shared: compare the ratios, not the absolute
-times). Speed-up = composite time / op time. "bwd" = the gradients of every
+times). Each timed call applies the op {per_call} times, each to inputs of its own,
+and the times are per application, after subtracting the median time of a call
+that takes the same inputs and does nothing ("call ms", timed in the same
+rounds): a search runs these ops inside one large graph, where that fixed cost
+is paid once per step, not per op. (One op per call, as this benchmark timed
+before, measured mostly that cost on the smaller shapes.) Speed-up = composite time / op time. "bwd" = the gradients of every
 input for a given upstream gradient (TensorFlow prunes the unused forward
 output, so this is the backward pass alone, plus the gather copy the composite
 needs for dx); sparse (IndexedSlices) bank gradient for both gather variants.
@@ -214,7 +254,14 @@ zero, op and composite are both one copy per input, and `padded_concat` takes
 **Gather matmul** (`gather_matmul` vs `tf.gather` + `tf.matmul`): the op reads
 the selected matrix in place (no copy) with AVX-512/AVX2 register tiles over
 (group, column tile) units on the thread pool; dx uses the same op with the
-matrix transposed, dweights is `x^T @ dy` per group (IndexedSlices).
+matrix transposed, dweights is `x^T @ dy` per group (IndexedSlices). What the
+op saves is the copy of the selected matrices: where the product dominates
+(batch 64) the speed-up is at most 1 + copy time / product time, and the op's
+product (one core below {PARALLEL_MFLOP} MFLOP, where waking the second thread cost
+more than it saved) runs about as fast as oneDNN's. The ENAS recurrent supernet
+therefore copies each node's matrix once per BPTT window (`weight_selection="gather"`,
+measured in the `enas_rnn` section) rather than reading it in place at every
+time step.
 
 {gather_table}
 

@@ -23,6 +23,8 @@ def test_bench_ops_quick_writes_its_section(tmp_path):
     assert code == 0, err[-3000:]
     text = out_md.read_text()
     assert "<!-- begin ops -->" in text and "pad+concat fwd ms" in text and "gather+matmul fwd ms" in text
+    # Timed per application (two per call in --quick), less the cost of an empty call.
+    assert "applies the op 2 times" in text and "call ms (subtracted)" in text
     assert "GPU**: not measured" in text and "check_cuda_ops.py" in text
 
 
