@@ -36,8 +36,8 @@ search's train step.
   TensorFlow's Eigen kernels and no other branch visited; on larger ones the
   ``switch_case`` is lowered into the node function, whose ops get oneDNN's
   kernels (:mod:`nas_tf.utils.control_flow`). On the digits that made the
-  step 0.9-1.2x its static child instead of 1.3-1.5x; at 32x32 the Eigen
-  kernels made it 1.5-1.9x instead of 1.0-1.1x.
+  step 0.86-1.15x its static child instead of 1.28-1.48x; at 32x32 the Eigen
+  kernels made it 1.48-1.79x instead of 1.04-1.11x.
 * ``"merged"``: the separable convs share one code path whose weights are
   those of the chosen op (a 3x3 depthwise kernel zero-padded to 5x5 gives the
   same SAME-padded result), so one separable conv runs whatever the choice;
@@ -436,9 +436,10 @@ class EnasMicroSupernet(keras.Model):
     #: Per-image size (H x W x filters of a cell's input states) up to which
     #: ``switch_branches="auto"`` runs the chosen op as a function of its own.
     #: ``scripts/bench_enas.py`` times whole supernets both ways
-    #: (docs/benchmarks.md): on 2 cores the function branches took 0.8x the
-    #: time on 8x8 inputs with 8 filters (cells of 8x8x8 to 2x2x32), 0.93x with
-    #: 16 filters, 1.02x with 32, and 1.2-1.3x on 16x16 inputs with 8 filters.
+    #: (docs/benchmarks.md): on 2 cores, with every cell's ops as branch
+    #: functions, the step took 0.81x the time on 8x8 inputs with 8 filters
+    #: (cells of 8x8x8 to 2x2x32), 0.84x with 16 filters, 0.92x with 32, and
+    #: 1.16x and 1.26x on 16x16 inputs with 8 and 16 filters.
     SMALL_STATE_VALUES = 1024
 
 
