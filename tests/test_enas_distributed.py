@@ -76,11 +76,16 @@ def test_shared_step_on_two_replicas_matches_one_device():
 
 
 @pytest.mark.slow  # the library-level step test covers mirrored; keeps the default run short
-def test_search_enas_mirrored_runs_to_the_end(tmp_path):
-    """The search under mirrored (the retrain under a strategy: the multi-worker test below)."""
+@pytest.mark.parametrize("space", ["macro", "micro"])
+def test_search_enas_mirrored_runs_to_the_end(tmp_path, space):
+    """The search under mirrored (the retrain under a strategy: the multi-worker test below).
+
+    Micro: the default search's supernet, whose chosen ops run as branch functions on its small cells.
+    """
     model_dir = tmp_path / "run"
+    args = SMALL if space == "macro" else ["--space=micro", "--enas_filters=4", *SMALL[3:]]
     code, out, err = run_main(
-        "search_enas.py", f"--model_dir={model_dir}", *SMALL, "--strategy=mirrored", "--num_cpu_devices=2",
+        "search_enas.py", f"--model_dir={model_dir}", *args, "--strategy=mirrored", "--num_cpu_devices=2",
         "--final_epochs=0",
     )
     assert code == 0, err[-3000:]
