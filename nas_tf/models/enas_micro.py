@@ -27,9 +27,10 @@ search's train step.
   no zeros for the others), then calls a graph function per cell kind and
   filter count (:class:`_NodeOps`) whose ``tf.switch_case`` runs the chosen
   op. The function is traced and differentiated once per (kind, filters)
-  instead of once per node and slot, and never inlined, so the first train
-  step of the default search takes seconds of tracing and graph optimisation
-  instead of minutes (``scripts/bench_enas.py`` measures both,
+  instead of once per node and slot, and the train step's graph never holds
+  every branch of every node (a lowered ``switch_case`` stays in a function
+  that is not inlined), so the first train step of the default search takes
+  seconds of tracing and graph optimisation instead of minutes (``scripts/bench_enas.py`` measures both,
   docs/benchmarks.md). How the ``switch_case`` runs is chosen per cell by
   size (``switch_branches``): on small states (the 8x8 digits of the default
   search) the chosen op runs as a branch function of its own, with
@@ -441,7 +442,6 @@ class EnasMicroSupernet(keras.Model):
     #: (cells of 8x8x8 to 2x2x32), 0.84x with 16 filters, 0.92x with 32, and
     #: 1.16x and 1.26x on 16x16 inputs with 8 and 16 filters.
     SMALL_STATE_VALUES = 1024
-
 
     def __init__(
         self,
