@@ -129,26 +129,34 @@ def _branch_modes(net, shape) -> dict:
 
 
 def _branches_label(net, branches) -> str:
-    if branches is None:
-        return ""
+    if branches is None or branches != "auto":
+        return branches or ""
     modes = set(net.switch_branch_modes.values())
-    if branches != "auto":
-        return branches
     return f"auto: {modes.pop()}" if len(modes) == 1 else "auto: mixed"
 
 
-def _branch_sweep(tf, rng) -> list:
-    """The micro supernet with switch_branches 'function' and 'inlined', over --branch_sizes (one arch each)."""
-    from nas_tf.models.enas_micro import EnasMicroSupernet
-    from nas_tf.spaces.enas_micro import EnasMicroSpace
-
-    space = EnasMicroSpace()
-    rows = []
+def _branch_sizes() -> list:
+    """``--branch_sizes`` as (H, W, F) triples; a clear usage error for anything else."""
+    sizes = []
     for size in FLAGS.branch_sizes:
         try:
             height, width, filters = (int(v) for v in size.split("x"))
         except ValueError:
             raise app.UsageError(f"--branch_sizes: {size!r} is not HxWxF (for example 8x8x8)") from None
+        if min(height, width) < 1 or filters < 2:
+            raise app.UsageError(f"--branch_sizes: {size!r} needs H, W >= 1 and F >= 2")
+        sizes.append((height, width, filters))
+    return sizes
+
+
+def _branch_sweep(tf, rng, sizes) -> list:
+    """The micro supernet with switch_branches 'function' and 'inlined', over ``sizes`` (one arch each)."""
+    from nas_tf.models.enas_micro import EnasMicroSupernet
+    from nas_tf.spaces.enas_micro import EnasMicroSpace
+
+    space = EnasMicroSpace()
+    rows = []
+    for height, width, filters in sizes:
         shape = (height, width, 1)
         x = tf.constant(rng.normal(size=(FLAGS.batch_size,) + shape).astype(np.float32))
         y = tf.constant(rng.integers(0, 10, FLAGS.batch_size).astype(np.int32))
@@ -195,6 +203,7 @@ def main(argv):
 
     if not O.custom_ops_loaded():
         raise app.UsageError(f"the compiled ops are not available ({O.load_error()}): nothing to compare")
+    branch_sizes = _branch_sizes()  # checked before the long runs
     rng = np.random.default_rng(0)
     rows, descriptions = [], []
     for name in FLAGS.spaces:
@@ -241,7 +250,7 @@ def main(argv):
                              1000 * times[0], 1000 * t, t / times[0], f"{f[0]:.1f}", f"{f[1]:.1f}",
                              step.experimental_get_tracing_count()])
                 print(rows[-1], flush=True)
-    sweep = _branch_sweep(tf, rng) if FLAGS.branch_sizes else []
+    sweep = _branch_sweep(tf, rng, branch_sizes)
     headers = ["case", "op selection", "switch branches", "nas_tf ops", "custom ops in graph", "child params", "static child ms",
                "supernet ms", "supernet / child", "trace s", "first call s", "traces"]
     cases = "; ".join(descriptions)

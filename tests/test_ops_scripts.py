@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from absl import app
 
 from conftest import run_main, run_script
 
@@ -46,6 +47,15 @@ def test_check_cuda_ops_harness_runs_on_the_cpu_kernels(tmp_path):
     if not _kernels.cuda_available():
         bad = run_script("check_cuda_ops.py", "--device=cuda")
         assert bad.returncode != 0 and "built without CUDA" in bad.stderr
+
+
+@pytest.mark.parametrize("size", ["8x8", "8x8xF", "0x8x8"])
+def test_bench_enas_refuses_bad_branch_sizes_before_it_runs(tmp_path, size):
+    _require_library()
+    out_md = tmp_path / "bench.md"
+    with pytest.raises(app.UsageError, match=f"--branch_sizes: '{size}'"):  # absl's app.run prints it and exits 1
+        run_main("bench_enas.py", f"--branch_sizes={size}", f"--output={out_md}")
+    assert not out_md.exists()
 
 
 @pytest.mark.slow
